@@ -1,0 +1,54 @@
+# pg_walvault: parallel WAL archiving for PostgreSQL (PGXS build)
+
+MODULE_big = pg_walvault
+OBJS = \
+	src/pg_walvault.o \
+	src/guc.o \
+	src/shmem.o \
+	src/coordinator.o \
+	src/archive_worker.o \
+	src/archive_module.o \
+	src/archive_file.o \
+	src/copy_directory.o \
+	src/views.o
+PGFILEDESC = "pg_walvault - parallel WAL archiving"
+
+EXTENSION = pg_walvault
+DATA = sql/pg_walvault--1.0.sql
+
+REGRESS = pg_walvault contract
+REGRESS_OPTS = --temp-config=$(srcdir)/sql/regress.conf --temp-instance=./tmp_check
+TAP_TESTS = 1
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wall -Werror
+SHLIB_LINK = -lzstd -llz4 -lz
+
+# The restore program is a plain frontend binary; PGXS builds one PROGRAM or
+# one MODULE_big per Makefile, so it gets its own rules.
+RESTORE = pg_walvault_restore
+EXTRA_CLEAN = $(RESTORE) src/restore/pg_walvault_restore.o
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+all: $(RESTORE)
+
+$(RESTORE): src/restore/pg_walvault_restore.o
+	$(CC) $(CFLAGS) $^ $(LDFLAGS) -lzstd -llz4 -lz -o $@
+
+install: install-restore
+installdirs: installdirs-restore
+
+installdirs-restore:
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+
+install-restore: $(RESTORE) installdirs-restore
+	$(INSTALL_PROGRAM) $(RESTORE) '$(DESTDIR)$(bindir)/$(RESTORE)'
+
+uninstall: uninstall-restore
+uninstall-restore:
+	rm -f '$(DESTDIR)$(bindir)/$(RESTORE)'
+
+.PHONY: install-restore installdirs-restore uninstall-restore

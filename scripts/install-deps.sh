@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install what pg_walvault needs to build, run and test on Debian bookworm.
+# Run as root.  Does nothing when everything is installed already.
+set -euo pipefail
+
+packages=(
+	make gcc
+	postgresql-15 postgresql-server-dev-15 postgresql-contrib
+	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
+	libzstd-dev liblz4-dev zlib1g-dev
+	zstd lz4 gzip
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "missing packages: ${missing[*]} (run this script as root)" >&2
+		exit 1
+	fi
+	echo "installing: ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,98 @@
+--
+-- The SQL contract of pg_walvault, checked with pgTAP: views, columns and
+-- types, functions, privileges, parameters and error messages.
+--
+\set QUIET on
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION IF NOT EXISTS pg_walvault;
+RESET client_min_messages;
+\pset format unaligned
+\pset tuples_only on
+
+SELECT plan(50);
+
+-- views
+SELECT has_view('pg_stat_walvault');
+SELECT has_view('pg_stat_walvault_workers');
+SELECT columns_are('pg_stat_walvault', ARRAY[
+    'archived_count', 'archived_bytes', 'failed_count', 'last_archived_wal',
+    'last_archived_time', 'last_failed_wal', 'last_failed_time', 'last_error',
+    'pending_count', 'in_progress_count', 'active_workers', 'stats_reset']);
+SELECT col_type_is('pg_stat_walvault', 'archived_count', 'bigint');
+SELECT col_type_is('pg_stat_walvault', 'archived_bytes', 'bigint');
+SELECT col_type_is('pg_stat_walvault', 'failed_count', 'bigint');
+SELECT col_type_is('pg_stat_walvault', 'last_archived_wal', 'text');
+SELECT col_type_is('pg_stat_walvault', 'last_archived_time', 'timestamp with time zone');
+SELECT col_type_is('pg_stat_walvault', 'last_failed_wal', 'text');
+SELECT col_type_is('pg_stat_walvault', 'last_failed_time', 'timestamp with time zone');
+SELECT col_type_is('pg_stat_walvault', 'last_error', 'text');
+SELECT col_type_is('pg_stat_walvault', 'pending_count', 'bigint');
+SELECT col_type_is('pg_stat_walvault', 'in_progress_count', 'bigint');
+SELECT col_type_is('pg_stat_walvault', 'active_workers', 'integer');
+SELECT col_type_is('pg_stat_walvault', 'stats_reset', 'timestamp with time zone');
+
+SELECT columns_are('pg_stat_walvault_workers', ARRAY[
+    'worker_id', 'pid', 'role', 'state', 'current_file', 'started_at',
+    'state_since', 'files_archived', 'bytes_archived', 'failures', 'restarts',
+    'last_error', 'last_error_time']);
+SELECT col_type_is('pg_stat_walvault_workers', 'worker_id', 'integer');
+SELECT col_type_is('pg_stat_walvault_workers', 'pid', 'integer');
+SELECT col_type_is('pg_stat_walvault_workers', 'role', 'text');
+SELECT col_type_is('pg_stat_walvault_workers', 'state', 'text');
+SELECT col_type_is('pg_stat_walvault_workers', 'current_file', 'text');
+SELECT col_type_is('pg_stat_walvault_workers', 'started_at', 'timestamp with time zone');
+SELECT col_type_is('pg_stat_walvault_workers', 'state_since', 'timestamp with time zone');
+SELECT col_type_is('pg_stat_walvault_workers', 'files_archived', 'bigint');
+SELECT col_type_is('pg_stat_walvault_workers', 'bytes_archived', 'bigint');
+SELECT col_type_is('pg_stat_walvault_workers', 'failures', 'bigint');
+SELECT col_type_is('pg_stat_walvault_workers', 'restarts', 'integer');
+SELECT col_type_is('pg_stat_walvault_workers', 'last_error', 'text');
+SELECT col_type_is('pg_stat_walvault_workers', 'last_error_time', 'timestamp with time zone');
+
+-- functions
+SELECT has_function('pg_stat_walvault_reset', ARRAY['text']);
+SELECT function_returns('pg_stat_walvault_reset', ARRAY['text'], 'void');
+
+-- privileges: pg_monitor reads, nobody else; nobody but superusers resets
+SELECT table_privs_are('pg_stat_walvault', 'pg_monitor', ARRAY['SELECT']);
+SELECT table_privs_are('pg_stat_walvault_workers', 'pg_monitor', ARRAY['SELECT']);
+SELECT table_privs_are('pg_stat_walvault', 'public', ARRAY[]::text[]);
+SELECT table_privs_are('pg_stat_walvault_workers', 'public', ARRAY[]::text[]);
+SELECT function_privs_are('pg_stat_walvault_reset', ARRAY['text'], 'public', ARRAY[]::text[]);
+SELECT function_privs_are('pg_stat_walvault_reset', ARRAY['text'], 'pg_monitor', ARRAY[]::text[]);
+
+-- parameters
+SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.max_workers'), '4', 'max_workers defaults to 4');
+SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.min_workers'), '1', 'min_workers defaults to 1');
+SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.readahead'), '64', 'readahead defaults to 64');
+SELECT is((SELECT setting || unit FROM pg_settings WHERE name = 'pg_walvault.worker_idle_timeout'), '60000ms', 'worker_idle_timeout defaults to 1 minute');
+SELECT is((SELECT count(*)::int FROM pg_settings WHERE name LIKE 'pg_walvault.%' AND context <> 'sighup'), 0, 'every parameter can be changed with a reload');
+
+-- error messages a user can hit
+SELECT throws_ok($$SELECT pg_stat_walvault_reset('bogus')$$, '22023',
+                 'unrecognized reset target: "bogus"', 'a bad reset target is refused');
+SELECT throws_ok($$SET pg_walvault.max_workers = 2$$, '55P02', NULL,
+                 'max_workers cannot be SET in a session');
+SELECT throws_ok($$SET pg_walvault.no_such_parameter = 1$$, '42602', NULL,
+                 'the pg_walvault prefix is reserved');
+
+-- a role without grants can neither read nor reset; pg_monitor can read
+CREATE ROLE walvault_nobody;
+CREATE ROLE walvault_monitor IN ROLE pg_monitor;
+SET ROLE walvault_nobody;
+SELECT throws_ok($$SELECT * FROM pg_stat_walvault$$, '42501', NULL,
+                 'a role without grants cannot read pg_stat_walvault');
+SELECT throws_ok($$SELECT pg_stat_walvault_reset()$$, '42501', NULL,
+                 'a role without grants cannot reset');
+RESET ROLE;
+SET ROLE walvault_monitor;
+SELECT lives_ok($$SELECT * FROM pg_stat_walvault$$, 'pg_monitor reads pg_stat_walvault');
+SELECT lives_ok($$SELECT * FROM pg_stat_walvault_workers$$, 'pg_monitor reads pg_stat_walvault_workers');
+SELECT throws_ok($$SELECT pg_stat_walvault_reset()$$, '42501', NULL,
+                 'pg_monitor cannot reset');
+RESET ROLE;
+DROP ROLE walvault_nobody;
+DROP ROLE walvault_monitor;
+
+SELECT * FROM finish();

@@ -1,0 +1,64 @@
+/* pg_walvault--1.0.sql */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION pg_walvault" to load this file. \quit
+
+CREATE FUNCTION pg_walvault_stats(
+    OUT archived_count bigint,
+    OUT archived_bytes bigint,
+    OUT failed_count bigint,
+    OUT last_archived_wal text,
+    OUT last_archived_time timestamptz,
+    OUT last_failed_wal text,
+    OUT last_failed_time timestamptz,
+    OUT last_error text,
+    OUT pending_count bigint,
+    OUT in_progress_count bigint,
+    OUT active_workers integer,
+    OUT stats_reset timestamptz
+)
+RETURNS record
+AS 'MODULE_PATHNAME', 'pg_walvault_stats'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+CREATE VIEW pg_stat_walvault AS
+    SELECT * FROM pg_walvault_stats();
+
+CREATE FUNCTION pg_walvault_workers(
+    OUT worker_id integer,
+    OUT pid integer,
+    OUT role text,
+    OUT state text,
+    OUT current_file text,
+    OUT started_at timestamptz,
+    OUT state_since timestamptz,
+    OUT files_archived bigint,
+    OUT bytes_archived bigint,
+    OUT failures bigint,
+    OUT restarts integer,
+    OUT last_error text,
+    OUT last_error_time timestamptz
+)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'pg_walvault_workers'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+CREATE VIEW pg_stat_walvault_workers AS
+    SELECT * FROM pg_walvault_workers();
+
+CREATE FUNCTION pg_stat_walvault_reset(target text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'pg_walvault_reset'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL RESTRICTED;
+
+-- Statistics are for monitoring roles; resetting them is for superusers
+-- and whoever they grant it to.
+REVOKE ALL ON FUNCTION pg_walvault_stats() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pg_walvault_workers() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pg_stat_walvault_reset(text) FROM PUBLIC;
+REVOKE ALL ON pg_stat_walvault FROM PUBLIC;
+REVOKE ALL ON pg_stat_walvault_workers FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_walvault_stats() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION pg_walvault_workers() TO pg_monitor;
+GRANT SELECT ON pg_stat_walvault TO pg_monitor;
+GRANT SELECT ON pg_stat_walvault_workers TO pg_monitor;

@@ -1,0 +1,38 @@
+--
+-- pg_walvault: SQL interface and parameter validation
+--
+CREATE EXTENSION pg_walvault;
+
+-- a fresh server has archived nothing
+SELECT archived_count, archived_bytes, failed_count, last_archived_wal,
+       last_failed_wal, last_error, in_progress_count,
+       stats_reset IS NOT NULL AS has_stats_reset
+FROM pg_stat_walvault;
+
+-- every parameter, with its default and when it can be changed
+SELECT name, setting, unit, context, vartype, min_val, max_val
+FROM pg_settings WHERE name LIKE 'pg_walvault.%' ORDER BY name;
+
+-- check hooks reject what is wrong in the value itself
+ALTER SYSTEM SET pg_walvault.archive_directory = 'relative/archive';
+ALTER SYSTEM SET pg_walvault.archive_directory = './archive';
+SELECT format('ALTER SYSTEM SET pg_walvault.archive_directory = %L',
+              '/' || repeat('x', 1100)) \gexec
+ALTER SYSTEM SET pg_walvault.max_workers = -1;
+ALTER SYSTEM SET pg_walvault.max_workers = 100000;
+ALTER SYSTEM SET pg_walvault.readahead = 5000;
+ALTER SYSTEM SET pg_walvault.worker_idle_timeout = '10ms';
+-- only postgresql.conf and a reload change them, not SET
+SET pg_walvault.max_workers = 2;
+-- the prefix is reserved: a typo is an error, not a silent placeholder
+SET pg_walvault.max_worker = 2;
+
+-- a valid value is accepted (and then taken back)
+ALTER SYSTEM SET pg_walvault.archive_directory = '/var/lib/postgresql/archive';
+ALTER SYSTEM RESET pg_walvault.archive_directory;
+
+-- reset: everything, the counters, or a clear error
+SELECT pg_stat_walvault_reset();
+SELECT pg_stat_walvault_reset(NULL);
+SELECT pg_stat_walvault_reset('counters');
+SELECT pg_stat_walvault_reset('everything');

@@ -1,0 +1,240 @@
+/*-------------------------------------------------------------------------
+ *
+ * archive_worker.c
+ *	  An archive worker: a dynamic background worker started by the
+ *	  coordinator, archiving files from the queue in the DSM segment.
+ *
+ * Each worker owns one slot (its worker_id).  Its loop takes the next
+ * queued file (the one the archiver waits for first, then the oldest),
+ * archives it with the same code the archiver would use, records the result
+ * in the queue entry and, when the archiver waits for that file, sets the
+ * archiver's latch.  With nothing to do it sleeps on its own latch, which the
+ * archive module sets when it queues files.
+ *
+ * A worker leaves when the coordinator asks (the pool shrank), when it has
+ * been idle for pg_walvault.worker_idle_timeout and the pool is above
+ * pg_walvault.min_workers, or at shutdown (SIGTERM).  It always finishes the
+ * file it is archiving first: a copy is bounded by the size of one file,
+ * and a half-written archive file would only be thrown away.  If it exits on
+ * an error instead, its exit callback puts the file back into the queue and
+ * the coordinator starts a new worker.
+ *
+ * src/archive_worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xlog_internal.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/guc.h"
+#include "utils/wait_event.h"
+
+#include "pg_walvault.h"
+
+static WalvaultDsm *aw_dsm = NULL;
+static int	aw_slotno = -1;
+
+static void aw_on_exit(int code, Datum arg);
+static bool aw_take_next(char *fname);
+static void aw_finish(const char *fname, bool ok, uint32 dir_hash);
+static bool aw_should_stop(void);
+static bool aw_retire(void);
+
+void
+walvault_archive_worker_main(Datum main_arg)
+{
+	uint32		generation;
+	WalvaultSlot *slot;
+	TimestampTz idle_since;
+
+	aw_slotno = DatumGetInt32(main_arg);
+	memcpy(&generation, MyBgworkerEntry->bgw_extra, sizeof(generation));
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+
+	/* no database: this only gives us a pg_stat_activity entry */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+
+	aw_dsm = walvault_dsm_attach();
+	if (aw_dsm == NULL || aw_slotno < WALVAULT_SLOT_FIRST_WORKER ||
+		aw_slotno >= aw_dsm->nslots)
+		proc_exit(0);
+	slot = walvault_slot_claim(aw_dsm, aw_slotno, WALVAULT_ROLE_WORKER,
+							   generation);
+	if (slot == NULL)
+	{
+		/* the coordinator gave our slot away while we were starting */
+		proc_exit(0);
+	}
+	before_shmem_exit(aw_on_exit, (Datum) 0);
+	pgstat_report_activity(STATE_IDLE, "");
+
+	idle_since = GetCurrentTimestamp();
+	for (;;)
+	{
+		char		fname[WALVAULT_FNAME_LEN];
+		long		idle_ms;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (ShutdownRequestPending || aw_should_stop())
+			break;
+
+		if (aw_take_next(fname))
+		{
+			char		path[MAXPGPATH];
+			uint32		dir_hash;
+			bool		ok;
+
+			snprintf(path, sizeof(path), XLOGDIR "/%s", fname);
+			dir_hash = hash_bytes((const unsigned char *) walvault_archive_directory,
+								  strlen(walvault_archive_directory));
+			ok = walvault_archive_file_guarded(fname, path, slot);
+			aw_finish(fname, ok, dir_hash);
+			idle_since = GetCurrentTimestamp();
+			continue;
+		}
+
+		idle_ms = walvault_worker_idle_timeout -
+			TimestampDifferenceMilliseconds(idle_since, GetCurrentTimestamp());
+		if (idle_ms <= 0)
+		{
+			if (aw_retire())
+				break;
+			idle_since = GetCurrentTimestamp();
+			idle_ms = walvault_worker_idle_timeout;
+		}
+
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 idle_ms,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+
+	proc_exit(0);
+}
+
+/*
+ * Exit callback: drop a half-written temporary file, give the slot back
+ * (which requeues our file), and count an exit on error as a restart.
+ */
+static void
+aw_on_exit(int code, Datum arg)
+{
+	walvault_copy_abort();
+	if (aw_dsm != NULL)
+		walvault_slot_release(aw_dsm, aw_slotno, code != 0);
+}
+
+/*
+ * Take the next queued file: the one the archiver waits for, else the
+ * oldest.  Returns false when the queue has nothing for us.
+ */
+static bool
+aw_take_next(char *fname)
+{
+	WalvaultQueueEntry *queue = walvault_queue(aw_dsm);
+	WalvaultQueueEntry *best = NULL;
+	int			i;
+
+	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < aw_dsm->queue_size; i++)
+	{
+		WalvaultQueueEntry *e = &queue[i];
+
+		if (e->status != WALVAULT_ENTRY_QUEUED)
+			continue;
+		if (best == NULL ||
+			(e->requested && !best->requested) ||
+			(e->requested == best->requested && e->seq < best->seq))
+			best = e;
+	}
+	if (best != NULL)
+	{
+		best->status = WALVAULT_ENTRY_IN_PROGRESS;
+		best->slot = aw_slotno;
+		strlcpy(fname, best->fname, WALVAULT_FNAME_LEN);
+	}
+	LWLockRelease(walvault_shared->lock);
+	return best != NULL;
+}
+
+/* Record the result and wake the archiver if it waits for this file. */
+static void
+aw_finish(const char *fname, bool ok, uint32 dir_hash)
+{
+	WalvaultQueueEntry *queue = walvault_queue(aw_dsm);
+	int			archiver = -1;
+	int			i;
+
+	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < aw_dsm->queue_size; i++)
+	{
+		WalvaultQueueEntry *e = &queue[i];
+
+		if (e->status == WALVAULT_ENTRY_IN_PROGRESS && e->slot == aw_slotno &&
+			strcmp(e->fname, fname) == 0)
+		{
+			e->status = ok ? WALVAULT_ENTRY_DONE : WALVAULT_ENTRY_FAILED;
+			e->slot = -1;
+			e->dir_hash = dir_hash;
+			if (e->requested)
+				archiver = walvault_shared->archiver_pgprocno;
+			break;
+		}
+	}
+	LWLockRelease(walvault_shared->lock);
+	walvault_set_latch(archiver);
+}
+
+static bool
+aw_should_stop(void)
+{
+	bool		stop;
+
+	LWLockAcquire(walvault_shared->lock, LW_SHARED);
+	stop = aw_dsm->slots[aw_slotno].stop_requested;
+	LWLockRelease(walvault_shared->lock);
+	return stop;
+}
+
+/*
+ * Idle for worker_idle_timeout: leave if the pool stays at or above
+ * min_workers without us.  Decided under the lock so that idle workers
+ * timing out together never take the pool below the minimum.
+ */
+static bool
+aw_retire(void)
+{
+	int			nworker_slots = aw_dsm->nslots - WALVAULT_SLOT_FIRST_WORKER;
+	int			live = 0;
+	bool		retire;
+	int			i;
+
+	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
+	for (i = WALVAULT_SLOT_FIRST_WORKER; i < aw_dsm->nslots; i++)
+	{
+		WalvaultSlot *s = &aw_dsm->slots[i];
+
+		if (s->state != WALVAULT_SLOT_FREE && !s->stop_requested)
+			live++;
+	}
+	retire = live > walvault_effective_min_workers(nworker_slots);
+	if (retire)
+		aw_dsm->slots[aw_slotno].stop_requested = true;
+	LWLockRelease(walvault_shared->lock);
+	return retire;
+}

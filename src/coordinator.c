@@ -1,0 +1,358 @@
+/*-------------------------------------------------------------------------
+ *
+ * coordinator.c
+ *	  The coordinator: a static background worker that owns the DSM segment
+ *	  and keeps the pool of archive workers.
+ *
+ * Registered by _PG_init, started once the server is consistent, restarted
+ * by the postmaster if it ever exits on an error.  It creates and pins the
+ * DSM segment (or, after a restart of its own, attaches to the one that is
+ * there, together with the workers that kept running), then loops:
+ *
+ * - Reap: a worker it started that stopped before taking its slot (it
+ *	 failed early) gives its slot back here.
+ * - Size the pool: at least pg_walvault.min_workers; more, up to
+ *	 pg_walvault.max_workers, while more files are queued than workers are
+ *	 idle; ask the surplus to leave when max_workers was lowered.  Idle
+ *	 workers above min_workers leave by themselves (archive_worker.c).
+ * - Sleep on its latch, set by the postmaster when a worker starts or stops
+ *	 (bgw_notify_pid), by the archive module when the queue outgrows the
+ *	 idle workers, and by SIGHUP.
+ *
+ * When no background worker slot is free it says so once, tells the
+ * archiver not to wait for workers (which then archives by itself), and
+ * tries again later.
+ *
+ * src/coordinator.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/wait_event.h"
+
+#include "pg_walvault.h"
+
+/* How long to sleep when nothing wakes us; retry interval after a failure. */
+#define COORD_NAP_MS			60000
+#define COORD_RETRY_MS			5000
+
+static WalvaultDsm *coord_dsm = NULL;
+/* Handles of the workers this coordinator started, by slot. */
+static BackgroundWorkerHandle **coord_handles = NULL;
+/* Generation each handle was started with. */
+static uint32 *coord_generations = NULL;
+/* Has the "no free background worker slot" warning been given? */
+static bool coord_warned_no_slot = false;
+
+static void coord_on_exit(int code, Datum arg);
+static void coord_forget_unstarted(void);
+static void coord_reap(void);
+static bool coord_manage_pool(void);
+static bool coord_start_worker(void);
+
+void
+walvault_register_coordinator(void)
+{
+	BackgroundWorker bgw;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_ConsistentState;
+	bgw.bgw_restart_time = 5;
+	strlcpy(bgw.bgw_library_name, "pg_walvault", BGW_MAXLEN);
+	strlcpy(bgw.bgw_function_name, "walvault_coordinator_main", BGW_MAXLEN);
+	strlcpy(bgw.bgw_name, "pg_walvault coordinator", BGW_MAXLEN);
+	strlcpy(bgw.bgw_type, "pg_walvault coordinator", BGW_MAXLEN);
+	RegisterBackgroundWorker(&bgw);
+}
+
+void
+walvault_coordinator_main(Datum main_arg)
+{
+	int			nworker_slots;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+
+	coord_dsm = walvault_dsm_attach();
+	if (coord_dsm == NULL)
+	{
+		/*
+		 * No archive worker can run beside the other background workers in
+		 * more than max_worker_processes slots.
+		 */
+		nworker_slots = Min(max_worker_processes, WALVAULT_MAX_WORKERS);
+		coord_dsm = walvault_dsm_create(WALVAULT_SLOT_FIRST_WORKER + nworker_slots,
+										WALVAULT_MAX_READAHEAD + nworker_slots + 1);
+	}
+	coord_handles = MemoryContextAllocZero(TopMemoryContext,
+										   sizeof(BackgroundWorkerHandle *) * coord_dsm->nslots);
+	coord_generations = MemoryContextAllocZero(TopMemoryContext,
+											   sizeof(uint32) * coord_dsm->nslots);
+
+	if (walvault_slot_claim(coord_dsm, WALVAULT_SLOT_COORDINATOR,
+							WALVAULT_ROLE_COORDINATOR, 0) == NULL)
+		proc_exit(1);
+	before_shmem_exit(coord_on_exit, (Datum) 0);
+	coord_forget_unstarted();
+	pgstat_report_activity(STATE_RUNNING, "managing the archive worker pool");
+
+	(void) walvault_directory_usable(walvault_archive_directory, WARNING);
+
+	for (;;)
+	{
+		bool		retry;
+
+		coord_reap();
+		retry = coord_manage_pool();
+
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 retry ? COORD_RETRY_MS : COORD_NAP_MS,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			(void) walvault_directory_usable(walvault_archive_directory,
+											 WARNING);
+			/* a new pool size may let us try again at once */
+			coord_warned_no_slot = false;
+		}
+	}
+}
+
+static void
+coord_on_exit(int code, Datum arg)
+{
+	walvault_slot_release(coord_dsm, WALVAULT_SLOT_COORDINATOR, code != 0);
+}
+
+/*
+ * After a restart of the coordinator: workers the previous one registered
+ * but that never took their slot cannot be watched (their handles died with
+ * it).  Free those slots; such a worker finds its slot gone and leaves.
+ */
+static void
+coord_forget_unstarted(void)
+{
+	int			i;
+
+	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
+	for (i = WALVAULT_SLOT_FIRST_WORKER; i < coord_dsm->nslots; i++)
+	{
+		if (coord_dsm->slots[i].state == WALVAULT_SLOT_STARTING)
+			coord_dsm->slots[i].state = WALVAULT_SLOT_FREE;
+	}
+	LWLockRelease(walvault_shared->lock);
+}
+
+/*
+ * Forget workers that have stopped.  One that stopped before taking its slot
+ * (it failed during start-up) leaves the slot STARTING: free it.  Report a
+ * worker that exited on an error; the pool sizing below replaces it.
+ */
+static void
+coord_reap(void)
+{
+	int			i;
+
+	for (i = WALVAULT_SLOT_FIRST_WORKER; i < coord_dsm->nslots; i++)
+	{
+		WalvaultSlot *slot = &coord_dsm->slots[i];
+		pid_t		pid;
+		bool		crashed;
+
+		if (coord_handles[i] != NULL &&
+			GetBackgroundWorkerPid(coord_handles[i], &pid) == BGWH_STOPPED)
+		{
+			LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
+			if (slot->state == WALVAULT_SLOT_STARTING &&
+				slot->generation == coord_generations[i])
+			{
+				slot->state = WALVAULT_SLOT_FREE;
+				slot->restarts++;
+			}
+			LWLockRelease(walvault_shared->lock);
+			pfree(coord_handles[i]);
+			coord_handles[i] = NULL;
+		}
+
+		LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
+		crashed = slot->exited_on_error;
+		slot->exited_on_error = false;
+		LWLockRelease(walvault_shared->lock);
+		if (crashed)
+			ereport(LOG,
+					(errmsg("pg_walvault archive worker %d exited on an error; its file was queued again",
+							i)));
+	}
+}
+
+/*
+ * Bring the pool to the size the queue and the GUCs ask for.  Returns true
+ * when workers are missing that we could not start (so the caller retries
+ * soon).
+ */
+static bool
+coord_manage_pool(void)
+{
+	int			nworker_slots = coord_dsm->nslots - WALVAULT_SLOT_FIRST_WORKER;
+	int			max_workers = walvault_effective_max_workers(nworker_slots);
+	int			min_workers = walvault_effective_min_workers(nworker_slots);
+	WalvaultQueueEntry *queue = walvault_queue(coord_dsm);
+	int			live = 0;
+	int			idle = 0;
+	int			queued = 0;
+	int			surplus;
+	int			want;
+	int			wake[WALVAULT_MAX_WORKERS];
+	int			nwake = 0;
+	int			i;
+
+	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < coord_dsm->queue_size; i++)
+		if (queue[i].status == WALVAULT_ENTRY_QUEUED)
+			queued++;
+	for (i = WALVAULT_SLOT_FIRST_WORKER; i < coord_dsm->nslots; i++)
+	{
+		WalvaultSlot *slot = &coord_dsm->slots[i];
+
+		if (slot->state == WALVAULT_SLOT_FREE || slot->stop_requested)
+			continue;
+		live++;
+		if (slot->state != WALVAULT_SLOT_BUSY)
+			idle++;
+	}
+
+	/* Shrink: ask idle workers to leave first, busy ones after their file. */
+	surplus = live - max_workers;
+	for (i = coord_dsm->nslots - 1;
+		 surplus > 0 && i >= WALVAULT_SLOT_FIRST_WORKER; i--)
+	{
+		WalvaultSlot *slot = &coord_dsm->slots[i];
+
+		if (slot->state == WALVAULT_SLOT_IDLE && !slot->stop_requested)
+		{
+			slot->stop_requested = true;
+			wake[nwake++] = slot->pgprocno;
+			surplus--;
+		}
+	}
+	for (i = coord_dsm->nslots - 1;
+		 surplus > 0 && i >= WALVAULT_SLOT_FIRST_WORKER; i--)
+	{
+		WalvaultSlot *slot = &coord_dsm->slots[i];
+
+		if (slot->state != WALVAULT_SLOT_FREE && !slot->stop_requested)
+		{
+			slot->stop_requested = true;
+			wake[nwake++] = slot->pgprocno;
+			surplus--;
+		}
+	}
+	LWLockRelease(walvault_shared->lock);
+
+	for (i = 0; i < nwake; i++)
+		walvault_set_latch(wake[i]);
+
+	want = Max(min_workers, Min(max_workers, live + Max(0, queued - idle)));
+	for (i = live; i < want; i++)
+	{
+		if (!coord_start_worker())
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Reserve a free worker slot and start a worker for it.  Returns false when
+ * no background worker slot is free.
+ */
+static bool
+coord_start_worker(void)
+{
+	BackgroundWorker bgw;
+	BackgroundWorkerHandle *handle;
+	int			slotno = -1;
+	uint32		generation = 0;
+	int			archiver;
+	int			i;
+
+	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
+	for (i = WALVAULT_SLOT_FIRST_WORKER; i < coord_dsm->nslots; i++)
+	{
+		WalvaultSlot *slot = &coord_dsm->slots[i];
+
+		if (slot->state == WALVAULT_SLOT_FREE && coord_handles[i] == NULL)
+		{
+			slot->state = WALVAULT_SLOT_STARTING;
+			slot->generation++;
+			slot->state_since = GetCurrentTimestamp();
+			generation = slot->generation;
+			slotno = i;
+			break;
+		}
+	}
+	LWLockRelease(walvault_shared->lock);
+	if (slotno < 0)
+		return true;			/* every slot is in use or still exiting */
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_ConsistentState;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(bgw.bgw_library_name, "pg_walvault", BGW_MAXLEN);
+	strlcpy(bgw.bgw_function_name, "walvault_archive_worker_main", BGW_MAXLEN);
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "pg_walvault archive worker %d", slotno);
+	strlcpy(bgw.bgw_type, "pg_walvault archive worker", BGW_MAXLEN);
+	bgw.bgw_main_arg = Int32GetDatum(slotno);
+	memcpy(bgw.bgw_extra, &generation, sizeof(generation));
+	bgw.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&bgw, &handle))
+	{
+		LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
+		coord_dsm->slots[slotno].state = WALVAULT_SLOT_FREE;
+		walvault_shared->spawn_failed = true;
+		archiver = walvault_shared->archiver_pgprocno;
+		LWLockRelease(walvault_shared->lock);
+		/* the archiver may be waiting for a worker that will not come */
+		walvault_set_latch(archiver);
+
+		if (!coord_warned_no_slot)
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("could not start a pg_walvault archive worker: no background worker slot is free"),
+					 errdetail("The archiver archives files by itself until a worker can start."),
+					 errhint("Raise max_worker_processes (currently %d) and restart the server, or lower pg_walvault.max_workers.",
+							 max_worker_processes)));
+		coord_warned_no_slot = true;
+		return false;
+	}
+
+	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
+	walvault_shared->spawn_failed = false;
+	LWLockRelease(walvault_shared->lock);
+	coord_warned_no_slot = false;
+	coord_handles[slotno] = handle;
+	coord_generations[slotno] = generation;
+	return true;
+}

@@ -1,0 +1,176 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *	  The configuration parameters of pg_walvault and their check hooks.
+ *
+ * Every parameter can be changed with a reload: the coordinator follows a
+ * new pool size, workers and the archiver read the new directory before
+ * their next file.  Check hooks reject what is wrong in a value itself; what
+ * depends on the outside world (does the directory exist, can we write it)
+ * is only ever a WARNING, because an unmounted archive disk must never keep
+ * the database from starting.
+ *
+ * src/guc.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "pg_walvault.h"
+
+char	   *walvault_archive_directory = NULL;
+int			walvault_max_workers = 4;
+int			walvault_min_workers = 1;
+int			walvault_worker_idle_timeout = 60000;
+int			walvault_readahead = 64;
+
+/*
+ * Room kept after the directory name for "/", a file name and the suffix of
+ * a temporary file.
+ */
+#define GUC_PATH_RESERVE	(1 + WALVAULT_FNAME_LEN + 32)
+
+static bool guc_check_archive_directory(char **newval, void **extra,
+										GucSource source);
+
+void
+walvault_define_gucs(void)
+{
+	DefineCustomStringVariable("pg_walvault.archive_directory",
+							   "Directory where WAL files are archived.",
+							   "Must be an absolute path. Empty means archiving is not configured.",
+							   &walvault_archive_directory,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   guc_check_archive_directory, NULL, NULL);
+
+	DefineCustomIntVariable("pg_walvault.max_workers",
+							"Maximum number of archive worker processes.",
+							"0 makes the archiver archive every file itself.",
+							&walvault_max_workers,
+							4, 0, WALVAULT_MAX_WORKERS,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_walvault.min_workers",
+							"Number of archive workers kept running while idle.",
+							"Capped at pg_walvault.max_workers.",
+							&walvault_min_workers,
+							1, 0, WALVAULT_MAX_WORKERS,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_walvault.worker_idle_timeout",
+							"Time after which an idle archive worker above pg_walvault.min_workers exits.",
+							NULL,
+							&walvault_worker_idle_timeout,
+							60000, 100, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_walvault.readahead",
+							"Number of ready WAL files handed to the workers ahead of the one the archiver asks for.",
+							NULL,
+							&walvault_readahead,
+							64, 0, WALVAULT_MAX_READAHEAD,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("pg_walvault");
+}
+
+static bool
+guc_check_archive_directory(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+
+	if (!is_absolute_path(*newval))
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("pg_walvault.archive_directory must be an absolute path");
+		GUC_check_errdetail("\"%s\" is a relative path, which would be resolved against the data directory.",
+							*newval);
+		return false;
+	}
+
+	if (strlen(*newval) + GUC_PATH_RESERVE >= MAXPGPATH)
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("pg_walvault.archive_directory is too long");
+		GUC_check_errdetail("The path is %zu bytes long; at most %d bytes are allowed.",
+							strlen(*newval), MAXPGPATH - GUC_PATH_RESERVE - 1);
+		return false;
+	}
+
+	return true;
+}
+
+/*
+ * Can we archive into dir right now?  Logs at elevel why not.  Used at start
+ * and at every reload (elevel WARNING), never to refuse a setting.
+ */
+bool
+walvault_directory_usable(const char *dir, int elevel)
+{
+	struct stat st;
+
+	if (dir == NULL || dir[0] == '\0')
+		return false;
+
+	if (stat(dir, &st) != 0)
+	{
+		ereport(elevel,
+				(errcode_for_file_access(),
+				 errmsg("pg_walvault.archive_directory \"%s\" is not usable: %m",
+						dir),
+				 errhint("WAL files stay in pg_wal until the directory can be written; archiving resumes by itself.")));
+		return false;
+	}
+	if (!S_ISDIR(st.st_mode))
+	{
+		ereport(elevel,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("pg_walvault.archive_directory \"%s\" is not usable: not a directory",
+						dir),
+				 errhint("WAL files stay in pg_wal until the directory can be written; archiving resumes by itself.")));
+		return false;
+	}
+	if (access(dir, W_OK | X_OK) != 0)
+	{
+		ereport(elevel,
+				(errcode_for_file_access(),
+				 errmsg("pg_walvault.archive_directory \"%s\" is not usable: %m",
+						dir),
+				 errhint("WAL files stay in pg_wal until the directory can be written; archiving resumes by itself.")));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * The pool can never exceed the worker slots of the DSM segment, and
+ * min_workers never exceeds max_workers.
+ */
+int
+walvault_effective_max_workers(int nworker_slots)
+{
+	return Min(walvault_max_workers, nworker_slots);
+}
+
+int
+walvault_effective_min_workers(int nworker_slots)
+{
+	return Min(walvault_min_workers, walvault_effective_max_workers(nworker_slots));
+}

@@ -1,0 +1,89 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_walvault.h
+ *	  Declarations shared by the files of pg_walvault.
+ *
+ * The extension is one shared library that plays several roles:
+ *
+ *	pg_walvault.c		_PG_init: GUCs, shared memory hooks, coordinator
+ *	guc.c				the GUCs and their check hooks
+ *	shmem.c				fixed block, DSM segment, process slots, counters
+ *	coordinator.c		static background worker: owns the DSM segment and
+ *						starts, watches and retires the archive workers
+ *	archive_worker.c	dynamic background worker: archives queued files
+ *	archive_module.c	the archive_library callbacks run by the archiver:
+ *						queue, read-ahead, wait, fallback
+ *	archive_file.c		archive one file with an error trap, count it
+ *	copy_directory.c	durable copy of one file into archive_directory
+ *	views.c				SQL-callable functions behind the views
+ *
+ * src/pg_walvault.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_WALVAULT_H
+#define PG_WALVAULT_H
+
+#include "postmaster/bgworker.h"
+#include "walvault_shmem.h"
+
+#define WALVAULT_MAX_READAHEAD		1024
+#define WALVAULT_MAX_WORKERS		256
+
+/* GUCs (guc.c) */
+extern char *walvault_archive_directory;
+extern int	walvault_max_workers;
+extern int	walvault_min_workers;
+extern int	walvault_worker_idle_timeout;
+extern int	walvault_readahead;
+
+extern void walvault_define_gucs(void);
+extern bool walvault_directory_usable(const char *dir, int elevel);
+extern int	walvault_effective_max_workers(int nworker_slots);
+extern int	walvault_effective_min_workers(int nworker_slots);
+
+/* shmem.c */
+extern WalvaultShared *walvault_shared;
+extern bool walvault_preloaded;
+
+extern void walvault_shmem_request(void);
+extern void walvault_shmem_startup(void);
+extern void walvault_require_preload(void);
+extern Size walvault_dsm_size(int nslots, int queue_size);
+extern void walvault_dsm_init(WalvaultDsm *dsm, int nslots, int queue_size);
+extern WalvaultDsm *walvault_dsm_attach(void);
+extern WalvaultDsm *walvault_dsm_create(int nslots, int queue_size);
+extern WalvaultSlot *walvault_slot_claim(WalvaultDsm *dsm, int slotno,
+										 WalvaultRole role,
+										 uint32 generation);
+extern void walvault_slot_release(WalvaultDsm *dsm, int slotno, bool error);
+extern void walvault_slot_set_state(WalvaultSlot *slot,
+									WalvaultSlotState state,
+									const char *file);
+extern void walvault_set_latch(int pgprocno);
+extern void walvault_count_success(WalvaultSlot *slot, const char *file,
+								   uint64 bytes, uint64 stored,
+								   TimestampTz ready_since);
+extern void walvault_count_failure(WalvaultSlot *slot, const char *file,
+								   const char *message);
+extern const char *walvault_role_name(WalvaultRole role);
+extern const char *walvault_state_name(WalvaultSlotState state);
+
+/* archive_file.c */
+extern bool walvault_archive_file_guarded(const char *file, const char *path,
+										  WalvaultSlot *slot);
+extern bool walvault_is_archivable_name(const char *file);
+
+/* copy_directory.c */
+extern uint64 walvault_copy_to_directory(const char *file, const char *path,
+										 const char *dir);
+extern void walvault_copy_abort(void);
+
+/* coordinator.c */
+extern void walvault_register_coordinator(void);
+extern PGDLLEXPORT void walvault_coordinator_main(Datum main_arg);
+
+/* archive_worker.c */
+extern PGDLLEXPORT void walvault_archive_worker_main(Datum main_arg);
+
+#endif							/* PG_WALVAULT_H */

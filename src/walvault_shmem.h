@@ -1,0 +1,178 @@
+/*-------------------------------------------------------------------------
+ *
+ * walvault_shmem.h
+ *	  The shared-memory layout of pg_walvault: who writes what, under which
+ *	  lock.
+ *
+ * There are two pieces of shared memory:
+ *
+ * 1. A small fixed block (WalvaultShared), requested by _PG_init through
+ *	  shmem_request_hook and created by the postmaster.  It holds what must
+ *	  exist before any of our processes runs and what must outlive them: the
+ *	  named LWLock, the handle of the DSM segment, the cumulative counters
+ *	  (which the postmaster saves at clean shutdown) and the latency
+ *	  histogram.
+ *
+ * 2. A DSM segment, created and pinned by the coordinator, sized from
+ *	  max_worker_processes.  It holds the bulky part: one slot per process of
+ *	  ours (coordinator, collector, archiver and archive workers) and the
+ *	  bounded queue of files handed from the archive module to the workers.
+ *	  It is pinned, so it survives a restart of the coordinator; a crash
+ *	  restart of the cluster throws it away together with the fixed block.
+ *
+ * Locking: WalvaultShared->lock protects every non-atomic field of both
+ * pieces unless a field's comment says otherwise.  Critical sections are a
+ * handful of loads and stores (scan a small queue, flip a state), never I/O.
+ * Counters that workers bump on every file are atomics so that readers never
+ * block writers.
+ *
+ * src/walvault_shmem.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef WALVAULT_SHMEM_H
+#define WALVAULT_SHMEM_H
+
+#include "port/atomics.h"
+#include "storage/dsm.h"
+#include "storage/lwlock.h"
+#include "utils/timestamp.h"
+
+/* Longest file name the server hands to an archive module, plus NUL. */
+#define WALVAULT_FNAME_LEN		41
+/* Room kept for an error message in the views. */
+#define WALVAULT_ERROR_LEN		256
+/* Latency histogram: bucket i counts files archived in [2^(i-1), 2^i) ms. */
+#define WALVAULT_LATENCY_BUCKETS	32
+
+#define WALVAULT_DSM_MAGIC		0x57564C54	/* "WVLT" */
+
+/* Fixed slot numbers; archive workers use the slots from FIRST_WORKER on. */
+#define WALVAULT_SLOT_COORDINATOR	0
+#define WALVAULT_SLOT_COLLECTOR		1
+#define WALVAULT_SLOT_ARCHIVER		2
+#define WALVAULT_SLOT_FIRST_WORKER	3
+
+typedef enum WalvaultRole
+{
+	WALVAULT_ROLE_COORDINATOR,
+	WALVAULT_ROLE_COLLECTOR,
+	WALVAULT_ROLE_ARCHIVER,
+	WALVAULT_ROLE_WORKER
+} WalvaultRole;
+
+typedef enum WalvaultSlotState
+{
+	WALVAULT_SLOT_FREE = 0,		/* no process */
+	WALVAULT_SLOT_STARTING,		/* registered by the coordinator, not yet
+								 * attached */
+	WALVAULT_SLOT_IDLE,			/* attached, waiting for work */
+	WALVAULT_SLOT_BUSY			/* archiving current_file */
+} WalvaultSlotState;
+
+/*
+ * One process of ours.  The coordinator moves a worker slot from FREE to
+ * STARTING; from then on the process owns its slot, and its exit callback
+ * puts the slot back to FREE.
+ */
+typedef struct WalvaultSlot
+{
+	WalvaultRole role;			/* fixed when the segment is created */
+	WalvaultSlotState state;	/* owner process, or coordinator (FREE ->
+								 * STARTING, and STARTING -> FREE when the
+								 * process never attached) */
+	uint32		generation;		/* coordinator; bumped at every start, so a
+								 * late-starting process can tell its slot
+								 * was given away */
+	bool		stop_requested; /* coordinator (pool shrink) or the worker
+								 * itself (idle retirement) */
+	bool		exited_on_error;	/* owner, at exit; coordinator clears it */
+	pid_t		pid;			/* owner; 0 when FREE */
+	int			pgprocno;		/* owner; latch to wake it, -1 when FREE */
+	char		current_file[WALVAULT_FNAME_LEN];	/* owner */
+	TimestampTz started_at;		/* owner */
+	TimestampTz state_since;	/* owner */
+	uint32		restarts;		/* owner's exit callback: exits on error in
+								 * this slot, kept across processes */
+	char		last_error[WALVAULT_ERROR_LEN]; /* owner */
+	TimestampTz last_error_time;	/* owner */
+	/* bumped without the lock by the owner, reset when a process attaches */
+	pg_atomic_uint64 files_archived;
+	pg_atomic_uint64 bytes_archived;
+	pg_atomic_uint64 failures;
+} WalvaultSlot;
+
+typedef enum WalvaultEntryStatus
+{
+	WALVAULT_ENTRY_FREE = 0,
+	WALVAULT_ENTRY_QUEUED,		/* waiting for a worker */
+	WALVAULT_ENTRY_IN_PROGRESS, /* a worker (or the archiver) archives it */
+	WALVAULT_ENTRY_DONE,		/* durable in the archive */
+	WALVAULT_ENTRY_FAILED		/* the last attempt failed */
+} WalvaultEntryStatus;
+
+/*
+ * One file handed to the workers.  The archive module adds entries and frees
+ * them once the archiver has been told the result; workers move them from
+ * QUEUED to IN_PROGRESS to DONE or FAILED.
+ */
+typedef struct WalvaultQueueEntry
+{
+	WalvaultEntryStatus status;
+	bool		requested;		/* the archiver is waiting for this one: take
+								 * it first, and wake the archiver when done */
+	int			slot;			/* slot archiving it, -1 if none */
+	uint32		dir_hash;		/* hash of archive_directory it was archived
+								 * to: a DONE entry counts only for the
+								 * directory the archiver uses now */
+	uint64		seq;			/* enqueue order: oldest first */
+	char		fname[WALVAULT_FNAME_LEN];
+} WalvaultQueueEntry;
+
+/* The DSM segment: header, then slots, then the queue. */
+typedef struct WalvaultDsm
+{
+	uint32		magic;
+	int			nslots;			/* WALVAULT_SLOT_FIRST_WORKER + workers */
+	int			queue_size;
+	uint64		next_seq;		/* under lock */
+	WalvaultSlot slots[FLEXIBLE_ARRAY_MEMBER];
+	/* WalvaultQueueEntry queue[queue_size] follows, see walvault_queue() */
+} WalvaultDsm;
+
+/* The fixed block. */
+typedef struct WalvaultShared
+{
+	LWLock	   *lock;			/* the named tranche "pg_walvault" */
+	dsm_handle	handle;			/* coordinator; DSM_HANDLE_INVALID until the
+								 * segment exists */
+	int			coordinator_pgprocno;	/* coordinator; -1 when not running */
+	int			archiver_pgprocno;	/* archive module; -1 when unknown */
+	bool		spawn_failed;	/* coordinator: the last attempt to start a
+								 * worker found no free background worker
+								 * slot, so the archiver should not wait */
+
+	/* cumulative counters, saved at clean shutdown */
+	pg_atomic_uint64 archived_count;
+	pg_atomic_uint64 archived_bytes;
+	pg_atomic_uint64 stored_bytes;
+	pg_atomic_uint64 failed_count;
+	pg_atomic_uint64 latency_hist[WALVAULT_LATENCY_BUCKETS];
+	/* under lock */
+	char		last_archived_wal[WALVAULT_FNAME_LEN];
+	TimestampTz last_archived_time;
+	char		last_failed_wal[WALVAULT_FNAME_LEN];
+	TimestampTz last_failed_time;
+	char		last_error[WALVAULT_ERROR_LEN];
+	TimestampTz stats_reset;
+} WalvaultShared;
+
+static inline WalvaultQueueEntry *
+walvault_queue(WalvaultDsm *dsm)
+{
+	return (WalvaultQueueEntry *) ((char *) dsm +
+								   MAXALIGN(offsetof(WalvaultDsm, slots) +
+											sizeof(WalvaultSlot) * dsm->nslots));
+}
+
+#endif							/* WALVAULT_SHMEM_H */
