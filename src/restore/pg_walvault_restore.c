@@ -1,0 +1,885 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_walvault_restore.c
+ *	  restore_command helper that fetches files from a pg_walvault archive
+ *
+ * The pg_walvault archive workers store each archived file under its
+ * original name in the archive directory, either as is or compressed with
+ * one of zstd, lz4 (frame format) or gzip, in which case the name gets the
+ * suffix ".zst", ".lz4" or ".gz".  This program is meant to be used as
+ *
+ *		restore_command = 'pg_walvault_restore -d /archive %f %p'
+ *
+ * It looks the requested file up under each of those names (plain name
+ * first), decompresses it if needed, checks that a WAL segment looks like
+ * one, and puts it in place atomically: the content is written to a
+ * temporary file next to the destination, flushed, and renamed over the
+ * destination, so the server never sees a half-written file.
+ *
+ * Exit code contract:
+ *
+ *	0	the file was restored to the destination path.
+ *	1	the file is not in the archive under any of the names.  This is
+ *		the normal way archive recovery learns that it has reached the end
+ *		of the archived WAL, so nothing is printed unless -v is given.
+ *	2	anything else: bad usage, an invalid file name, a missing archive
+ *		directory, an I/O error, or an archived file that is corrupt.  A
+ *		message is printed on stderr and no destination file is left
+ *		behind.
+ *
+ * Note that the server treats every exit code from 1 to 125 as "file not
+ * available", so a corrupt archive file does not by itself abort recovery;
+ * the message we print on stderr ends up in the server log.
+ *
+ * This program deliberately includes no PostgreSQL headers: postgres_fe.h
+ * maps printf, strerror and friends to libpgport replacements, and we do
+ * not link libpgport or libpgcommon.  The few WAL definitions we need are
+ * mirrored below.
+ *
+ * IDENTIFICATION
+ *	  src/restore/pg_walvault_restore.c
+ *
+ *-------------------------------------------------------------------------
+ */
+
+/* POSIX.1-2008 is needed (fsync etc.) even when compiling in strict C mode */
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <lz4frame.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#ifndef O_CLOEXEC
+#define O_CLOEXEC 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define WV_PRINTF_ATTR(f, a) __attribute__((format(printf, f, a)))
+#define WV_NORETURN __attribute__((noreturn))
+#else
+#define WV_PRINTF_ATTR(f, a)
+#define WV_NORETURN
+#endif
+
+#define PROGRAM_NAME	"pg_walvault_restore"
+#define PROGRAM_VERSION "1.0"
+
+/* Exit codes, see the file header */
+#define EXIT_RESTORED	0
+#define EXIT_NOT_FOUND	1
+#define EXIT_ERROR		2
+
+/*
+ * Mirrors of the definitions in PostgreSQL 15's access/xlog_internal.h.
+ * The structs use the same member types in the same nesting as the server's
+ * own, so the compiler lays them out exactly as the server does when it
+ * writes a segment on this platform.
+ */
+#define WV_XLOG_PAGE_MAGIC	0xD110	/* PostgreSQL 15 WAL format */
+#define WV_XLP_LONG_HEADER	0x0002
+#define WV_WAL_SEG_MIN_SIZE (UINT64_C(1024) * 1024)
+#define WV_WAL_SEG_MAX_SIZE (UINT64_C(1024) * 1024 * 1024)
+
+typedef struct WvXLogPageHeaderData
+{
+	uint16_t	xlp_magic;
+	uint16_t	xlp_info;
+	uint32_t	xlp_tli;		/* TimeLineID */
+	uint64_t	xlp_pageaddr;	/* XLogRecPtr */
+	uint32_t	xlp_rem_len;
+} WvXLogPageHeaderData;
+
+typedef struct WvXLogLongPageHeaderData
+{
+	WvXLogPageHeaderData std;
+	uint64_t	xlp_sysid;
+	uint32_t	xlp_seg_size;
+	uint32_t	xlp_xlog_blcksz;
+} WvXLogLongPageHeaderData;
+
+/* What kind of file the server asked for, judged by its name */
+typedef enum ArchiveFileKind
+{
+	FILE_KIND_INVALID,
+	FILE_KIND_SEGMENT,			/* 000000010000000000000001 */
+	FILE_KIND_PARTIAL,			/* 000000010000000000000001.partial */
+	FILE_KIND_TL_HISTORY,		/* 00000002.history */
+	FILE_KIND_BACKUP_HISTORY	/* 000000010000000000000001.00000028.backup */
+} ArchiveFileKind;
+
+typedef enum CompressionMethod
+{
+	COMPRESSION_NONE,
+	COMPRESSION_ZSTD,
+	COMPRESSION_LZ4,
+	COMPRESSION_GZIP
+} CompressionMethod;
+
+typedef struct ArchiveVariant
+{
+	const char *suffix;
+	const char *description;
+	CompressionMethod method;
+} ArchiveVariant;
+
+/*
+ * Names under which a file may be stored, in lookup order.  The plain name
+ * comes first because it is the cheapest to restore and because an
+ * uncompressed copy, if one exists, needs no decoder to be trusted.
+ */
+static const ArchiveVariant archive_variants[] = {
+	{"", "uncompressed", COMPRESSION_NONE},
+	{".zst", "zstd", COMPRESSION_ZSTD},
+	{".lz4", "lz4", COMPRESSION_LZ4},
+	{".gz", "gzip", COMPRESSION_GZIP},
+};
+
+#define NUM_ARCHIVE_VARIANTS \
+	(sizeof(archive_variants) / sizeof(archive_variants[0]))
+
+/*
+ * Where restored bytes go.  Besides writing to the temporary file, it counts
+ * the bytes and keeps a copy of the first page header so that a WAL segment
+ * can be checked without reading the file back.
+ */
+typedef struct RestoreSink
+{
+	int			fd;				/* temporary file */
+	const char *src_path;		/* archive file, for messages */
+	uint64_t	nbytes;			/* bytes written so far */
+	uint64_t	limit;			/* maximum acceptable size, 0 = none */
+	unsigned char head[sizeof(WvXLogLongPageHeaderData)];
+	size_t		head_len;		/* valid bytes in head */
+} RestoreSink;
+
+#define IO_BUFFER_SIZE	(128 * 1024)
+
+/* longest path we build; generous compared to the server's MAXPGPATH */
+#define WV_MAXPATH		4096
+
+static unsigned char in_buffer[IO_BUFFER_SIZE];
+static unsigned char out_buffer[IO_BUFFER_SIZE];
+
+static bool verbose = false;
+
+/* Temporary file to remove if we fail; valid while temp_created is set */
+static char temp_path[WV_MAXPATH];
+static bool temp_created = false;
+
+static void usage(void);
+static void report_error(const char *fmt,...) WV_PRINTF_ATTR(1, 2) WV_NORETURN;
+static void usage_error(const char *fmt,...) WV_PRINTF_ATTR(1, 2) WV_NORETURN;
+static void report_verbose(const char *fmt,...) WV_PRINTF_ATTR(1, 2);
+
+
+/*
+ * Print the help text on stdout.
+ */
+static void
+usage(void)
+{
+	printf("%s restores files from a pg_walvault archive directory.\n"
+		   "It is meant to be used as a PostgreSQL restore_command.\n\n",
+		   PROGRAM_NAME);
+	printf("Usage:\n");
+	printf("  %s [OPTION]... -d DIRECTORY FILE DESTINATION\n\n", PROGRAM_NAME);
+	printf("Options:\n");
+	printf("  -d, --directory=DIR    archive directory to restore from\n");
+	printf("  -v, --verbose          report what is done on stderr\n");
+	printf("  -V, --version          output version information, then exit\n");
+	printf("  -?, --help             show this help, then exit\n\n");
+	printf("FILE is looked up as FILE, FILE.zst, FILE.lz4 and FILE.gz, in that\n"
+		   "order, and written to DESTINATION.\n\n");
+	printf("Example:\n"
+		   "  restore_command = '%s -d /mnt/archive %%f %%p'\n\n",
+		   PROGRAM_NAME);
+	printf("Exit status is 0 if the file was restored, 1 if it is not in the\n"
+		   "archive, and 2 on any error.\n");
+}
+
+/*
+ * Report an error and exit with EXIT_ERROR.
+ *
+ * The temporary file is removed first so that a failed restore leaves
+ * nothing behind in pg_wal; the destination itself is only ever created by
+ * rename(), so it cannot be partial.
+ */
+static void
+report_error(const char *fmt,...)
+{
+	va_list		ap;
+
+	fprintf(stderr, "%s: error: ", PROGRAM_NAME);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+
+	if (temp_created)
+	{
+		if (unlink(temp_path) != 0 && errno != ENOENT)
+			fprintf(stderr, "%s: warning: could not remove file \"%s\": %s\n",
+					PROGRAM_NAME, temp_path, strerror(errno));
+		temp_created = false;
+	}
+
+	exit(EXIT_ERROR);
+}
+
+/*
+ * Report a command-line problem, with a hint pointing at --help.
+ */
+static void
+usage_error(const char *fmt,...)
+{
+	va_list		ap;
+
+	fprintf(stderr, "%s: error: ", PROGRAM_NAME);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fprintf(stderr, "%s: hint: Try \"%s --help\" for more information.\n",
+			PROGRAM_NAME, PROGRAM_NAME);
+
+	exit(EXIT_ERROR);
+}
+
+/*
+ * Print a progress message on stderr if -v was given.
+ */
+static void
+report_verbose(const char *fmt,...)
+{
+	va_list		ap;
+
+	if (!verbose)
+		return;
+
+	fprintf(stderr, "%s: ", PROGRAM_NAME);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/*
+ * Are the first len characters of s upper-case hex digits?
+ *
+ * The server always names WAL files with upper-case digits, so lower case
+ * is refused rather than silently matching a different archive file.
+ */
+static bool
+is_upper_hex(const char *s, size_t len)
+{
+	size_t		i;
+
+	for (i = 0; i < len; i++)
+	{
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F')))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Classify a file name requested by the server.
+ *
+ * Only the exact shapes the server produces are accepted.  Since the name is
+ * used to build a path, this is also what keeps "../" and the like out.
+ */
+static ArchiveFileKind
+classify_file_name(const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (len == 24 && is_upper_hex(name, 24))
+		return FILE_KIND_SEGMENT;
+
+	if (len == 24 + 8 && is_upper_hex(name, 24) &&
+		strcmp(name + 24, ".partial") == 0)
+		return FILE_KIND_PARTIAL;
+
+	if (len == 8 + 8 && is_upper_hex(name, 8) &&
+		strcmp(name + 8, ".history") == 0)
+		return FILE_KIND_TL_HISTORY;
+
+	if (len == 24 + 1 + 8 + 7 && is_upper_hex(name, 24) &&
+		name[24] == '.' && is_upper_hex(name + 25, 8) &&
+		strcmp(name + 33, ".backup") == 0)
+		return FILE_KIND_BACKUP_HISTORY;
+
+	return FILE_KIND_INVALID;
+}
+
+/*
+ * Is size acceptable for a WAL segment?  The server only supports power of
+ * two sizes from 1 MB to 1 GB.
+ */
+static bool
+is_valid_segment_size(uint64_t size)
+{
+	return size >= WV_WAL_SEG_MIN_SIZE && size <= WV_WAL_SEG_MAX_SIZE &&
+		(size & (size - 1)) == 0;
+}
+
+/*
+ * Read up to len bytes from the archive file.  Returns 0 at end of file.
+ */
+static size_t
+read_source(int fd, const char *path, void *buf, size_t len)
+{
+	for (;;)
+	{
+		ssize_t		rc = read(fd, buf, len);
+
+		if (rc >= 0)
+			return (size_t) rc;
+		if (errno != EINTR)
+			report_error("could not read file \"%s\": %s",
+						 path, strerror(errno));
+	}
+}
+
+/*
+ * Append restored bytes to the temporary file.
+ */
+static void
+sink_write(RestoreSink *sink, const unsigned char *data, size_t len)
+{
+	if (len == 0)
+		return;
+
+	/*
+	 * Stop early on content too large to be valid, so that a corrupt or
+	 * malicious compressed file cannot fill up the disk holding pg_wal.
+	 */
+	if (sink->limit != 0 && sink->nbytes + len > sink->limit)
+		report_error("restored content of \"%s\" exceeds the maximum WAL segment size of %llu bytes",
+					 sink->src_path, (unsigned long long) sink->limit);
+
+	if (sink->head_len < sizeof(sink->head))
+	{
+		size_t		n = sizeof(sink->head) - sink->head_len;
+
+		if (n > len)
+			n = len;
+		memcpy(sink->head + sink->head_len, data, n);
+		sink->head_len += n;
+	}
+
+	while (len > 0)
+	{
+		ssize_t		rc = write(sink->fd, data, len);
+
+		if (rc < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			report_error("could not write file \"%s\": %s",
+						 temp_path, strerror(errno));
+		}
+		if (rc == 0)
+		{
+			/* a write that makes no progress means the disk is full */
+			report_error("could not write file \"%s\": %s",
+						 temp_path, strerror(ENOSPC));
+		}
+		data += rc;
+		len -= (size_t) rc;
+		sink->nbytes += (uint64_t) rc;
+	}
+}
+
+/*
+ * Copy an uncompressed archive file.
+ */
+static void
+copy_plain(int fd, const char *path, RestoreSink *sink)
+{
+	size_t		nread;
+
+	while ((nread = read_source(fd, path, in_buffer, sizeof(in_buffer))) > 0)
+		sink_write(sink, in_buffer, nread);
+}
+
+/*
+ * Decompress a zstd file.  Several concatenated frames are accepted, as the
+ * zstd tool itself does; the file must end at a frame boundary.
+ */
+static void
+decompress_zstd(int fd, const char *path, RestoreSink *sink)
+{
+	ZSTD_DCtx  *dctx;
+	size_t		nread;
+	bool		frame_complete = false;
+
+	dctx = ZSTD_createDCtx();
+	if (dctx == NULL)
+		report_error("out of memory");
+
+	while ((nread = read_source(fd, path, in_buffer, sizeof(in_buffer))) > 0)
+	{
+		ZSTD_inBuffer in = {in_buffer, nread, 0};
+		ZSTD_outBuffer out;
+
+		/*
+		 * Keep going while input remains, and also when the output buffer
+		 * was filled, since the decoder may then still hold data.
+		 */
+		do
+		{
+			size_t		in_before = in.pos;
+			size_t		rc;
+
+			out.dst = out_buffer;
+			out.size = sizeof(out_buffer);
+			out.pos = 0;
+
+			rc = ZSTD_decompressStream(dctx, &out, &in);
+			if (ZSTD_isError(rc))
+				report_error("could not decompress file \"%s\": %s",
+							 path, ZSTD_getErrorName(rc));
+			sink_write(sink, out_buffer, out.pos);
+
+			/*
+			 * A call that consumed and produced nothing tells us nothing
+			 * about the frame state (after a complete frame it would report
+			 * that the next frame's header is wanted), so don't let it
+			 * override what we know.
+			 */
+			if (in.pos != in_before || out.pos != 0)
+				frame_complete = (rc == 0);
+		} while (in.pos < in.size || out.pos == out.size);
+	}
+
+	ZSTD_freeDCtx(dctx);
+
+	if (!frame_complete)
+		report_error("could not decompress file \"%s\": file is truncated",
+					 path);
+}
+
+/*
+ * Decompress an lz4 frame-format file.  Like zstd, several concatenated
+ * frames are accepted and the file must end at a frame boundary.
+ */
+static void
+decompress_lz4(int fd, const char *path, RestoreSink *sink)
+{
+	LZ4F_dctx  *dctx;
+	LZ4F_errorCode_t status;
+	size_t		nread;
+	bool		frame_complete = false;
+
+	status = LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION);
+	if (LZ4F_isError(status))
+		report_error("could not create lz4 decompression context: %s",
+					 LZ4F_getErrorName(status));
+
+	while ((nread = read_source(fd, path, in_buffer, sizeof(in_buffer))) > 0)
+	{
+		size_t		pos = 0;
+		size_t		dst_size;
+
+		do
+		{
+			size_t		src_size = nread - pos;
+			size_t		rc;
+
+			dst_size = sizeof(out_buffer);
+			rc = LZ4F_decompress(dctx, out_buffer, &dst_size,
+								 in_buffer + pos, &src_size, NULL);
+			if (LZ4F_isError(rc))
+				report_error("could not decompress file \"%s\": %s",
+							 path, LZ4F_getErrorName(rc));
+			sink_write(sink, out_buffer, dst_size);
+			pos += src_size;
+
+			/* see decompress_zstd() for why no-op calls are ignored */
+			if (src_size != 0 || dst_size != 0)
+				frame_complete = (rc == 0);
+		} while (pos < nread || dst_size == sizeof(out_buffer));
+	}
+
+	LZ4F_freeDecompressionContext(dctx);
+
+	if (!frame_complete)
+		report_error("could not decompress file \"%s\": file is truncated",
+					 path);
+}
+
+/*
+ * Decompress a gzip file.  Several concatenated members are accepted, as
+ * gunzip does; zlib verifies each member's CRC and length trailer.
+ */
+static void
+decompress_gzip(int fd, const char *path, RestoreSink *sink)
+{
+	z_stream	zs;
+	size_t		nread;
+	bool		member_complete = false;
+	int			rc;
+
+	memset(&zs, 0, sizeof(zs));
+	/* 16 + MAX_WBITS: expect a gzip wrapper, not zlib or raw deflate */
+	rc = inflateInit2(&zs, 16 + MAX_WBITS);
+	if (rc != Z_OK)
+		report_error("could not initialize gzip decompression: %s",
+					 zs.msg ? zs.msg : "unknown error");
+
+	while ((nread = read_source(fd, path, in_buffer, sizeof(in_buffer))) > 0)
+	{
+		zs.next_in = in_buffer;
+		zs.avail_in = (uInt) nread;
+
+		do
+		{
+			/*
+			 * Input following the end of a member starts another member.
+			 * With no input left there is nothing to start; we are only
+			 * here because the output buffer was full.
+			 */
+			if (member_complete)
+			{
+				if (zs.avail_in == 0)
+					break;
+				if (inflateReset(&zs) != Z_OK)
+					report_error("could not reset gzip decompression for file \"%s\"",
+								 path);
+				member_complete = false;
+			}
+
+			zs.next_out = out_buffer;
+			zs.avail_out = sizeof(out_buffer);
+
+			rc = inflate(&zs, Z_NO_FLUSH);
+			if (rc == Z_STREAM_END)
+				member_complete = true;
+			else if (rc != Z_OK && rc != Z_BUF_ERROR)
+			{
+				/* Z_BUF_ERROR only means no progress was possible */
+				report_error("could not decompress file \"%s\": %s",
+							 path, zs.msg ? zs.msg : "invalid gzip data");
+			}
+			sink_write(sink, out_buffer, sizeof(out_buffer) - zs.avail_out);
+		} while (zs.avail_in > 0 || zs.avail_out == 0);
+	}
+
+	inflateEnd(&zs);
+
+	if (!member_complete)
+		report_error("could not decompress file \"%s\": file is truncated",
+					 path);
+}
+
+/*
+ * Check that restored content is a plausible WAL segment.
+ *
+ * This catches archive files that were truncated or overwritten with
+ * something else, which the server would otherwise only notice, with a less
+ * helpful message, when it reads the segment.  A .partial segment is as big
+ * as a complete one, so the same checks apply.
+ */
+static void
+check_segment(const RestoreSink *sink)
+{
+	WvXLogLongPageHeaderData hdr;
+
+	if (!is_valid_segment_size(sink->nbytes))
+		report_error("restored content of \"%s\" has invalid size %llu bytes: a WAL segment must be a power of two between 1 MB and 1 GB",
+					 sink->src_path, (unsigned long long) sink->nbytes);
+
+	/* any valid size is far larger than the header, but be careful */
+	if (sink->head_len < sizeof(hdr))
+		report_error("restored content of \"%s\" is too short for a WAL page header",
+					 sink->src_path);
+
+	/* copy out, since head has no particular alignment */
+	memcpy(&hdr, sink->head, sizeof(hdr));
+
+	if (hdr.std.xlp_magic != WV_XLOG_PAGE_MAGIC)
+		report_error("restored content of \"%s\" has invalid WAL page magic 0x%04X, expected 0x%04X",
+					 sink->src_path, (unsigned int) hdr.std.xlp_magic,
+					 (unsigned int) WV_XLOG_PAGE_MAGIC);
+
+	if ((hdr.std.xlp_info & WV_XLP_LONG_HEADER) == 0)
+		report_error("restored content of \"%s\" does not start with a long WAL page header",
+					 sink->src_path);
+
+	if ((uint64_t) hdr.xlp_seg_size != sink->nbytes)
+		report_error("restored content of \"%s\" has %llu bytes, but its page header gives WAL segment size %u",
+					 sink->src_path, (unsigned long long) sink->nbytes,
+					 (unsigned int) hdr.xlp_seg_size);
+}
+
+/*
+ * fsync the directory containing path, so that a rename into it survives a
+ * crash.
+ */
+static void
+fsync_parent_dir(const char *path)
+{
+	char		dir[WV_MAXPATH];
+	char	   *slash;
+	int			fd;
+
+	/* path was already checked to fit, via the longer temp_path */
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+
+	fd = open(dir, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		report_error("could not open directory \"%s\": %s",
+					 dir, strerror(errno));
+
+	/*
+	 * Some file systems cannot fsync a directory and say so with EBADF or
+	 * EINVAL; there is nothing more we could do there, so don't fail.
+	 */
+	if (fsync(fd) != 0 && errno != EBADF && errno != EINVAL)
+		report_error("could not fsync directory \"%s\": %s",
+					 dir, strerror(errno));
+	close(fd);
+}
+
+/*
+ * Restore the already opened archive file src_fd to dest.
+ */
+static void
+restore_file(int src_fd, const char *src_path, const ArchiveVariant *variant,
+			 ArchiveFileKind kind, const char *dest)
+{
+	RestoreSink sink;
+	int			rc;
+
+	rc = snprintf(temp_path, sizeof(temp_path), "%s.%s.tmp",
+				  dest, PROGRAM_NAME);
+	if (rc < 0 || (size_t) rc >= sizeof(temp_path))
+		report_error("destination path \"%s\" is too long", dest);
+
+	memset(&sink, 0, sizeof(sink));
+	sink.src_path = src_path;
+	if (kind == FILE_KIND_SEGMENT || kind == FILE_KIND_PARTIAL)
+		sink.limit = WV_WAL_SEG_MAX_SIZE;
+
+	/*
+	 * A temporary file left over by an earlier run that was killed is simply
+	 * truncated and reused.
+	 */
+	sink.fd = open(temp_path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+	if (sink.fd < 0)
+		report_error("could not create file \"%s\": %s",
+					 temp_path, strerror(errno));
+	temp_created = true;
+
+	switch (variant->method)
+	{
+		case COMPRESSION_NONE:
+			copy_plain(src_fd, src_path, &sink);
+			break;
+		case COMPRESSION_ZSTD:
+			decompress_zstd(src_fd, src_path, &sink);
+			break;
+		case COMPRESSION_LZ4:
+			decompress_lz4(src_fd, src_path, &sink);
+			break;
+		case COMPRESSION_GZIP:
+			decompress_gzip(src_fd, src_path, &sink);
+			break;
+	}
+
+	if (kind == FILE_KIND_SEGMENT || kind == FILE_KIND_PARTIAL)
+		check_segment(&sink);
+
+	/* the data must be on disk before the rename makes it visible */
+	if (fsync(sink.fd) != 0)
+		report_error("could not fsync file \"%s\": %s",
+					 temp_path, strerror(errno));
+	if (close(sink.fd) != 0)
+		report_error("could not close file \"%s\": %s",
+					 temp_path, strerror(errno));
+
+	if (rename(temp_path, dest) != 0)
+		report_error("could not rename file \"%s\" to \"%s\": %s",
+					 temp_path, dest, strerror(errno));
+	temp_created = false;
+
+	/*
+	 * If this fails, dest is complete but its directory entry may not be
+	 * durable.  We report the error and leave dest alone: the server does
+	 * not use a file whose restore_command failed, and it removes or
+	 * overwrites it on the next attempt.
+	 */
+	fsync_parent_dir(dest);
+
+	report_verbose("restored \"%s\" from \"%s\" (%s, %llu bytes)",
+				   dest, src_path, variant->description,
+				   (unsigned long long) sink.nbytes);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option long_options[] = {
+		{"directory", required_argument, NULL, 'd'},
+		{"help", no_argument, NULL, 1},
+		{"verbose", no_argument, NULL, 'v'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0}
+	};
+	const char *archive_dir = NULL;
+	const char *file_name;
+	const char *dest;
+	ArchiveFileKind kind;
+	struct stat st;
+	char		src_path[WV_MAXPATH];
+	const ArchiveVariant *variant = NULL;
+	int			src_fd = -1;
+	int			c;
+	size_t		i;
+
+	/*
+	 * Handle --help and --version first, as other PostgreSQL programs do.
+	 * getopt returns '?' for unknown options too, so an explicit -? can only
+	 * be told apart here.
+	 */
+	if (argc > 1)
+	{
+		if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0)
+		{
+			usage();
+			exit(EXIT_RESTORED);
+		}
+		if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+		{
+			printf("%s (pg_walvault) %s\n", PROGRAM_NAME, PROGRAM_VERSION);
+			exit(EXIT_RESTORED);
+		}
+	}
+
+	while ((c = getopt_long(argc, argv, "d:vV", long_options, NULL)) != -1)
+	{
+		switch (c)
+		{
+			case 'd':
+				archive_dir = optarg;
+				break;
+			case 'v':
+				verbose = true;
+				break;
+			case 1:
+				/* --help somewhere other than first */
+				usage();
+				exit(EXIT_RESTORED);
+				break;
+			case 'V':
+				printf("%s (pg_walvault) %s\n", PROGRAM_NAME, PROGRAM_VERSION);
+				exit(EXIT_RESTORED);
+				break;
+			default:
+				/* getopt_long already complained */
+				fprintf(stderr, "%s: hint: Try \"%s --help\" for more information.\n",
+						PROGRAM_NAME, PROGRAM_NAME);
+				exit(EXIT_ERROR);
+		}
+	}
+
+	if (argc - optind < 2)
+		usage_error("too few command-line arguments");
+	if (argc - optind > 2)
+		usage_error("too many command-line arguments (first is \"%s\")",
+					argv[optind + 2]);
+	if (archive_dir == NULL || archive_dir[0] == '\0')
+		usage_error("no archive directory specified");
+
+	file_name = argv[optind];
+	dest = argv[optind + 1];
+
+	kind = classify_file_name(file_name);
+	if (kind == FILE_KIND_INVALID)
+		report_error("invalid file name \"%s\": not a WAL segment, partial segment, timeline history or backup history file name",
+					 file_name);
+	if (dest[0] == '\0')
+		report_error("destination path must not be empty");
+
+	if (stat(archive_dir, &st) != 0)
+		report_error("could not access archive directory \"%s\": %s",
+					 archive_dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		report_error("archive directory \"%s\" is not a directory",
+					 archive_dir);
+
+	for (i = 0; i < NUM_ARCHIVE_VARIANTS; i++)
+	{
+		int			rc;
+
+		rc = snprintf(src_path, sizeof(src_path), "%s/%s%s",
+					  archive_dir, file_name, archive_variants[i].suffix);
+		if (rc < 0 || (size_t) rc >= sizeof(src_path))
+			report_error("archive directory path \"%s\" is too long",
+						 archive_dir);
+
+		src_fd = open(src_path, O_RDONLY | O_CLOEXEC);
+		if (src_fd >= 0)
+		{
+			variant = &archive_variants[i];
+			break;
+		}
+
+		/*
+		 * Only a missing file means "try the next name".  Anything else,
+		 * such as a permission problem, must not be mistaken for the end of
+		 * the archive.
+		 */
+		if (errno != ENOENT)
+			report_error("could not open file \"%s\": %s",
+						 src_path, strerror(errno));
+	}
+
+	if (variant == NULL)
+	{
+		report_verbose("file \"%s\" not found in archive directory \"%s\"",
+					   file_name, archive_dir);
+		exit(EXIT_NOT_FOUND);
+	}
+
+	if (fstat(src_fd, &st) != 0)
+		report_error("could not stat file \"%s\": %s",
+					 src_path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		report_error("archive file \"%s\" is not a regular file", src_path);
+
+	/* an uncompressed segment's size can be checked before copying it */
+	if (variant->method == COMPRESSION_NONE &&
+		(kind == FILE_KIND_SEGMENT || kind == FILE_KIND_PARTIAL) &&
+		!is_valid_segment_size((uint64_t) st.st_size))
+		report_error("archive file \"%s\" has invalid size %llu bytes: a WAL segment must be a power of two between 1 MB and 1 GB",
+					 src_path, (unsigned long long) st.st_size);
+
+	restore_file(src_fd, src_path, variant, kind, dest);
+	close(src_fd);
+
+	return EXIT_RESTORED;
+}
