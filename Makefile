@@ -10,6 +10,10 @@ OBJS = \
 	src/archive_module.o \
 	src/archive_file.o \
 	src/copy_directory.o \
+	src/collector.o \
+	src/history.o \
+	src/stats_file.o \
+	src/wal_status.o \
 	src/views.o
 PGFILEDESC = "pg_walvault - parallel WAL archiving"
 

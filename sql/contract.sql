@@ -10,7 +10,7 @@ RESET client_min_messages;
 \pset format unaligned
 \pset tuples_only on
 
-SELECT plan(50);
+SELECT plan(75);
 
 -- views
 SELECT has_view('pg_stat_walvault');
@@ -18,7 +18,10 @@ SELECT has_view('pg_stat_walvault_workers');
 SELECT columns_are('pg_stat_walvault', ARRAY[
     'archived_count', 'archived_bytes', 'failed_count', 'last_archived_wal',
     'last_archived_time', 'last_failed_wal', 'last_failed_time', 'last_error',
-    'pending_count', 'in_progress_count', 'active_workers', 'stats_reset']);
+    'pending_count', 'in_progress_count', 'active_workers',
+    'archived_bytes_per_sec_1m', 'archived_bytes_per_sec_5m',
+    'archive_lag_bytes', 'archive_latency_p50_ms', 'archive_latency_p99_ms',
+    'stats_reset']);
 SELECT col_type_is('pg_stat_walvault', 'archived_count', 'bigint');
 SELECT col_type_is('pg_stat_walvault', 'archived_bytes', 'bigint');
 SELECT col_type_is('pg_stat_walvault', 'failed_count', 'bigint');
@@ -30,6 +33,11 @@ SELECT col_type_is('pg_stat_walvault', 'last_error', 'text');
 SELECT col_type_is('pg_stat_walvault', 'pending_count', 'bigint');
 SELECT col_type_is('pg_stat_walvault', 'in_progress_count', 'bigint');
 SELECT col_type_is('pg_stat_walvault', 'active_workers', 'integer');
+SELECT col_type_is('pg_stat_walvault', 'archived_bytes_per_sec_1m', 'double precision');
+SELECT col_type_is('pg_stat_walvault', 'archived_bytes_per_sec_5m', 'double precision');
+SELECT col_type_is('pg_stat_walvault', 'archive_lag_bytes', 'bigint');
+SELECT col_type_is('pg_stat_walvault', 'archive_latency_p50_ms', 'double precision');
+SELECT col_type_is('pg_stat_walvault', 'archive_latency_p99_ms', 'double precision');
 SELECT col_type_is('pg_stat_walvault', 'stats_reset', 'timestamp with time zone');
 
 SELECT columns_are('pg_stat_walvault_workers', ARRAY[
@@ -50,6 +58,22 @@ SELECT col_type_is('pg_stat_walvault_workers', 'restarts', 'integer');
 SELECT col_type_is('pg_stat_walvault_workers', 'last_error', 'text');
 SELECT col_type_is('pg_stat_walvault_workers', 'last_error_time', 'timestamp with time zone');
 
+SELECT has_view('pg_stat_walvault_history');
+SELECT columns_are('pg_stat_walvault_history', ARRAY[
+    'sample_time', 'wal_bytes', 'archived_count', 'archived_bytes',
+    'stored_bytes', 'failed_count', 'pending_count', 'archive_lag_bytes',
+    'wal_bytes_per_sec', 'archived_bytes_per_sec']);
+SELECT col_type_is('pg_stat_walvault_history', 'sample_time', 'timestamp with time zone');
+SELECT col_type_is('pg_stat_walvault_history', 'wal_bytes', 'bigint');
+SELECT col_type_is('pg_stat_walvault_history', 'archived_count', 'bigint');
+SELECT col_type_is('pg_stat_walvault_history', 'archived_bytes', 'bigint');
+SELECT col_type_is('pg_stat_walvault_history', 'stored_bytes', 'bigint');
+SELECT col_type_is('pg_stat_walvault_history', 'failed_count', 'bigint');
+SELECT col_type_is('pg_stat_walvault_history', 'pending_count', 'bigint');
+SELECT col_type_is('pg_stat_walvault_history', 'archive_lag_bytes', 'bigint');
+SELECT col_type_is('pg_stat_walvault_history', 'wal_bytes_per_sec', 'double precision');
+SELECT col_type_is('pg_stat_walvault_history', 'archived_bytes_per_sec', 'double precision');
+
 -- functions
 SELECT has_function('pg_stat_walvault_reset', ARRAY['text']);
 SELECT function_returns('pg_stat_walvault_reset', ARRAY['text'], 'void');
@@ -59,6 +83,8 @@ SELECT table_privs_are('pg_stat_walvault', 'pg_monitor', ARRAY['SELECT']);
 SELECT table_privs_are('pg_stat_walvault_workers', 'pg_monitor', ARRAY['SELECT']);
 SELECT table_privs_are('pg_stat_walvault', 'public', ARRAY[]::text[]);
 SELECT table_privs_are('pg_stat_walvault_workers', 'public', ARRAY[]::text[]);
+SELECT table_privs_are('pg_stat_walvault_history', 'pg_monitor', ARRAY['SELECT']);
+SELECT table_privs_are('pg_stat_walvault_history', 'public', ARRAY[]::text[]);
 SELECT function_privs_are('pg_stat_walvault_reset', ARRAY['text'], 'public', ARRAY[]::text[]);
 SELECT function_privs_are('pg_stat_walvault_reset', ARRAY['text'], 'pg_monitor', ARRAY[]::text[]);
 
@@ -67,6 +93,9 @@ SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.max_workers
 SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.min_workers'), '1', 'min_workers defaults to 1');
 SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.readahead'), '64', 'readahead defaults to 64');
 SELECT is((SELECT setting || unit FROM pg_settings WHERE name = 'pg_walvault.worker_idle_timeout'), '60000ms', 'worker_idle_timeout defaults to 1 minute');
+SELECT is((SELECT setting || unit FROM pg_settings WHERE name = 'pg_walvault.stats_interval'), '10000ms', 'stats_interval defaults to 10 s');
+SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.history_size'), '1440', 'history_size defaults to 1440');
+SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.save_stats'), 'on', 'save_stats defaults to on');
 SELECT is((SELECT count(*)::int FROM pg_settings WHERE name LIKE 'pg_walvault.%' AND context <> 'sighup'), 0, 'every parameter can be changed with a reload');
 
 -- error messages a user can hit
@@ -85,10 +114,15 @@ SELECT throws_ok($$SELECT * FROM pg_stat_walvault$$, '42501', NULL,
                  'a role without grants cannot read pg_stat_walvault');
 SELECT throws_ok($$SELECT pg_stat_walvault_reset()$$, '42501', NULL,
                  'a role without grants cannot reset');
+SELECT throws_ok($$SELECT * FROM pg_stat_walvault_history$$, '42501', NULL,
+                 'a role without grants cannot read the history');
 RESET ROLE;
 SET ROLE walvault_monitor;
 SELECT lives_ok($$SELECT * FROM pg_stat_walvault$$, 'pg_monitor reads pg_stat_walvault');
 SELECT lives_ok($$SELECT * FROM pg_stat_walvault_workers$$, 'pg_monitor reads pg_stat_walvault_workers');
+SELECT lives_ok($$SELECT * FROM pg_stat_walvault_history$$, 'pg_monitor reads pg_stat_walvault_history');
+SELECT throws_ok($$SELECT pg_stat_walvault_reset('history')$$, '42501', NULL,
+                 'pg_monitor cannot reset the history');
 SELECT throws_ok($$SELECT pg_stat_walvault_reset()$$, '42501', NULL,
                  'pg_monitor cannot reset');
 RESET ROLE;

@@ -15,6 +15,11 @@ CREATE FUNCTION pg_walvault_stats(
     OUT pending_count bigint,
     OUT in_progress_count bigint,
     OUT active_workers integer,
+    OUT archived_bytes_per_sec_1m double precision,
+    OUT archived_bytes_per_sec_5m double precision,
+    OUT archive_lag_bytes bigint,
+    OUT archive_latency_p50_ms double precision,
+    OUT archive_latency_p99_ms double precision,
     OUT stats_reset timestamptz
 )
 RETURNS record
@@ -46,6 +51,25 @@ LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 CREATE VIEW pg_stat_walvault_workers AS
     SELECT * FROM pg_walvault_workers();
 
+CREATE FUNCTION pg_walvault_history(
+    OUT sample_time timestamptz,
+    OUT wal_bytes bigint,
+    OUT archived_count bigint,
+    OUT archived_bytes bigint,
+    OUT stored_bytes bigint,
+    OUT failed_count bigint,
+    OUT pending_count bigint,
+    OUT archive_lag_bytes bigint,
+    OUT wal_bytes_per_sec double precision,
+    OUT archived_bytes_per_sec double precision
+)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'pg_walvault_history'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+CREATE VIEW pg_stat_walvault_history AS
+    SELECT * FROM pg_walvault_history();
+
 CREATE FUNCTION pg_stat_walvault_reset(target text DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'pg_walvault_reset'
@@ -55,10 +79,14 @@ LANGUAGE C CALLED ON NULL INPUT VOLATILE PARALLEL RESTRICTED;
 -- and whoever they grant it to.
 REVOKE ALL ON FUNCTION pg_walvault_stats() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pg_walvault_workers() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pg_walvault_history() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pg_stat_walvault_reset(text) FROM PUBLIC;
 REVOKE ALL ON pg_stat_walvault FROM PUBLIC;
 REVOKE ALL ON pg_stat_walvault_workers FROM PUBLIC;
+REVOKE ALL ON pg_stat_walvault_history FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pg_walvault_stats() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION pg_walvault_workers() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION pg_walvault_history() TO pg_monitor;
 GRANT SELECT ON pg_stat_walvault TO pg_monitor;
 GRANT SELECT ON pg_stat_walvault_workers TO pg_monitor;
+GRANT SELECT ON pg_stat_walvault_history TO pg_monitor;

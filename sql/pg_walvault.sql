@@ -22,6 +22,9 @@ ALTER SYSTEM SET pg_walvault.max_workers = -1;
 ALTER SYSTEM SET pg_walvault.max_workers = 100000;
 ALTER SYSTEM SET pg_walvault.readahead = 5000;
 ALTER SYSTEM SET pg_walvault.worker_idle_timeout = '10ms';
+ALTER SYSTEM SET pg_walvault.stats_interval = '10ms';
+ALTER SYSTEM SET pg_walvault.history_size = 5;
+ALTER SYSTEM SET pg_walvault.save_stats = 'maybe';
 -- only postgresql.conf and a reload change them, not SET
 SET pg_walvault.max_workers = 2;
 -- the prefix is reserved: a typo is an error, not a silent placeholder
@@ -35,4 +38,7 @@ ALTER SYSTEM RESET pg_walvault.archive_directory;
 SELECT pg_stat_walvault_reset();
 SELECT pg_stat_walvault_reset(NULL);
 SELECT pg_stat_walvault_reset('counters');
+SELECT pg_stat_walvault_reset('history');
+SELECT pg_stat_walvault_reset('all');
+SELECT count(*) FROM pg_stat_walvault_history;
 SELECT pg_stat_walvault_reset('everything');

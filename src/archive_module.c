@@ -72,7 +72,6 @@ static void am_free(WalvaultQueueEntry *e);
 static bool am_pool_available(WalvaultDsm *dsm, bool *workers_exist);
 static void am_wake_pool(WalvaultDsm *dsm);
 static void am_readahead(WalvaultDsm *dsm, const char *file);
-static int	am_name_cmp(const void *a, const void *b);
 static uint32 am_dir_hash(void);
 static bool am_archive_self(const char *file, const char *path);
 
@@ -469,8 +468,8 @@ am_readahead(WalvaultDsm *dsm, const char *file)
 	}
 	FreeDir(dir);
 
-	qsort(ready, nready, sizeof(*ready), am_name_cmp);
-	qsort(known, nknown, sizeof(*known), am_name_cmp);
+	qsort(ready, nready, sizeof(*ready), walvault_name_cmp);
+	qsort(known, nknown, sizeof(*known), walvault_name_cmp);
 
 	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
 
@@ -482,7 +481,7 @@ am_readahead(WalvaultDsm *dsm, const char *file)
 		if ((e->status == WALVAULT_ENTRY_DONE ||
 			 e->status == WALVAULT_ENTRY_FAILED) && !e->requested &&
 			strcmp(e->fname, file) != 0 &&
-			bsearch(e->fname, ready, nready, sizeof(*ready), am_name_cmp) == NULL)
+			bsearch(e->fname, ready, nready, sizeof(*ready), walvault_name_cmp) == NULL)
 			am_free(e);
 	}
 
@@ -496,7 +495,7 @@ am_readahead(WalvaultDsm *dsm, const char *file)
 		{
 			if (IsTLHistoryFileName(ready[i]) != (pass == 0) ||
 				strcmp(ready[i], file) == 0 ||
-				bsearch(ready[i], known, nknown, sizeof(*known), am_name_cmp) != NULL)
+				bsearch(ready[i], known, nknown, sizeof(*known), walvault_name_cmp) != NULL)
 				continue;
 			if (am_alloc(dsm, ready[i]) == NULL)
 				break;
@@ -506,12 +505,6 @@ am_readahead(WalvaultDsm *dsm, const char *file)
 	LWLockRelease(walvault_shared->lock);
 
 	MemoryContextSwitchTo(oldcontext);
-}
-
-static int
-am_name_cmp(const void *a, const void *b)
-{
-	return strcmp((const char *) a, (const char *) b);
 }
 
 static uint32

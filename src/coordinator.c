@@ -54,7 +54,15 @@ static uint32 *coord_generations = NULL;
 /* Has the "no free background worker slot" warning been given? */
 static bool coord_warned_no_slot = false;
 
+/* Handle of the collector this coordinator started. */
+static BackgroundWorkerHandle *coord_collector = NULL;
+
 static void coord_on_exit(int code, Datum arg);
+static bool coord_register(const char *function, const char *type,
+						   int slotno, uint32 generation,
+						   BackgroundWorkerHandle **handle);
+static void coord_report_no_slot(void);
+static bool coord_ensure_collector(void);
 static void coord_forget_unstarted(void);
 static void coord_reap(void);
 static bool coord_manage_pool(void);
@@ -110,14 +118,16 @@ walvault_coordinator_main(Datum main_arg)
 	coord_forget_unstarted();
 	pgstat_report_activity(STATE_RUNNING, "managing the archive worker pool");
 
-	(void) walvault_directory_usable(walvault_archive_directory, WARNING);
+	if (walvault_directory_usable(walvault_archive_directory, WARNING))
+		walvault_remove_stale_temp_files(walvault_archive_directory);
 
 	for (;;)
 	{
 		bool		retry;
 
 		coord_reap();
-		retry = coord_manage_pool();
+		retry = !coord_ensure_collector();
+		retry |= coord_manage_pool();
 
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -130,8 +140,8 @@ walvault_coordinator_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			(void) walvault_directory_usable(walvault_archive_directory,
-											 WARNING);
+			if (walvault_directory_usable(walvault_archive_directory, WARNING))
+				walvault_remove_stale_temp_files(walvault_archive_directory);
 			/* a new pool size may let us try again at once */
 			coord_warned_no_slot = false;
 		}
@@ -288,7 +298,6 @@ coord_manage_pool(void)
 static bool
 coord_start_worker(void)
 {
-	BackgroundWorker bgw;
 	BackgroundWorkerHandle *handle;
 	int			slotno = -1;
 	uint32		generation = 0;
@@ -314,20 +323,9 @@ coord_start_worker(void)
 	if (slotno < 0)
 		return true;			/* every slot is in use or still exiting */
 
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_ConsistentState;
-	bgw.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(bgw.bgw_library_name, "pg_walvault", BGW_MAXLEN);
-	strlcpy(bgw.bgw_function_name, "walvault_archive_worker_main", BGW_MAXLEN);
-	snprintf(bgw.bgw_name, BGW_MAXLEN, "pg_walvault archive worker %d", slotno);
-	strlcpy(bgw.bgw_type, "pg_walvault archive worker", BGW_MAXLEN);
-	bgw.bgw_main_arg = Int32GetDatum(slotno);
-	memcpy(bgw.bgw_extra, &generation, sizeof(generation));
-	bgw.bgw_notify_pid = MyProcPid;
-
-	if (!RegisterDynamicBackgroundWorker(&bgw, &handle))
+	if (!coord_register("walvault_archive_worker_main",
+						"pg_walvault archive worker", slotno, generation,
+						&handle))
 	{
 		LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
 		coord_dsm->slots[slotno].state = WALVAULT_SLOT_FREE;
@@ -336,15 +334,7 @@ coord_start_worker(void)
 		LWLockRelease(walvault_shared->lock);
 		/* the archiver may be waiting for a worker that will not come */
 		walvault_set_latch(archiver);
-
-		if (!coord_warned_no_slot)
-			ereport(WARNING,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("could not start a pg_walvault archive worker: no background worker slot is free"),
-					 errdetail("The archiver archives files by itself until a worker can start."),
-					 errhint("Raise max_worker_processes (currently %d) and restart the server, or lower pg_walvault.max_workers.",
-							 max_worker_processes)));
-		coord_warned_no_slot = true;
+		coord_report_no_slot();
 		return false;
 	}
 
@@ -355,4 +345,81 @@ coord_start_worker(void)
 	coord_handles[slotno] = handle;
 	coord_generations[slotno] = generation;
 	return true;
+}
+
+/*
+ * Start the collector unless it runs.  Returns false when no background
+ * worker slot is free.
+ */
+static bool
+coord_ensure_collector(void)
+{
+	pid_t		pid;
+	bool		slot_free;
+
+	if (coord_collector != NULL)
+	{
+		if (GetBackgroundWorkerPid(coord_collector, &pid) != BGWH_STOPPED)
+			return true;
+		pfree(coord_collector);
+		coord_collector = NULL;
+	}
+
+	/* one started by an earlier coordinator may still run */
+	LWLockAcquire(walvault_shared->lock, LW_SHARED);
+	slot_free = coord_dsm->slots[WALVAULT_SLOT_COLLECTOR].state == WALVAULT_SLOT_FREE;
+	LWLockRelease(walvault_shared->lock);
+	if (!slot_free)
+		return true;
+
+	if (!coord_register("walvault_collector_main", "pg_walvault collector",
+						WALVAULT_SLOT_COLLECTOR, 0, &coord_collector))
+	{
+		coord_collector = NULL;
+		coord_report_no_slot();
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Register a dynamic background worker of ours that reports to us.
+ */
+static bool
+coord_register(const char *function, const char *type, int slotno,
+			   uint32 generation, BackgroundWorkerHandle **handle)
+{
+	BackgroundWorker bgw;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_ConsistentState;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(bgw.bgw_library_name, "pg_walvault", BGW_MAXLEN);
+	strlcpy(bgw.bgw_function_name, function, BGW_MAXLEN);
+	if (slotno >= WALVAULT_SLOT_FIRST_WORKER)
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "%s %d", type, slotno);
+	else
+		strlcpy(bgw.bgw_name, type, BGW_MAXLEN);
+	strlcpy(bgw.bgw_type, type, BGW_MAXLEN);
+	bgw.bgw_main_arg = Int32GetDatum(slotno);
+	memcpy(bgw.bgw_extra, &generation, sizeof(generation));
+	bgw.bgw_notify_pid = MyProcPid;
+
+	return RegisterDynamicBackgroundWorker(&bgw, handle);
+}
+
+/* Say once, until a start succeeds again, that no slot was free. */
+static void
+coord_report_no_slot(void)
+{
+	if (!coord_warned_no_slot)
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start a pg_walvault background worker: no background worker slot is free"),
+				 errdetail("The archiver archives files by itself until an archive worker can start."),
+				 errhint("Raise max_worker_processes (currently %d) and restart the server, or lower pg_walvault.max_workers.",
+						 max_worker_processes)));
+	coord_warned_no_slot = true;
 }

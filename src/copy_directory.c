@@ -22,6 +22,7 @@
 #include "postgres.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -108,6 +109,47 @@ walvault_copy_abort(void)
 							cdir_temp_path)));
 		cdir_temp_path[0] = '\0';
 	}
+}
+
+/*
+ * Remove temporary files that processes which no longer exist left in dir
+ * (a worker killed in the middle of a copy).  The name carries the pid of
+ * its writer; a file whose writer still runs is left alone.
+ */
+void
+walvault_remove_stale_temp_files(const char *dir)
+{
+	DIR		   *d;
+	struct dirent *de;
+
+	if (dir == NULL || dir[0] == '\0')
+		return;
+	d = AllocateDir(dir);
+	if (d == NULL)
+		return;					/* unusable directories are reported elsewhere */
+	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
+	{
+		size_t		len = strlen(de->d_name);
+		const char *tag;
+		char	   *end;
+		long		pid;
+		char		path[MAXPGPATH];
+
+		/* our names: .<file>.walvault.<pid>.tmp */
+		if (de->d_name[0] != '.' || len < 5 ||
+			strcmp(de->d_name + len - 4, ".tmp") != 0 ||
+			(tag = strstr(de->d_name, ".walvault.")) == NULL)
+			continue;
+		pid = strtol(tag + strlen(".walvault."), &end, 10);
+		if (end != de->d_name + len - 4 || pid <= 0 ||
+			kill((pid_t) pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) == 0)
+			ereport(LOG,
+					(errmsg("removed stale temporary file \"%s\"", path)));
+	}
+	FreeDir(d);
 }
 
 static void

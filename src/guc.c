@@ -29,6 +29,9 @@ int			walvault_max_workers = 4;
 int			walvault_min_workers = 1;
 int			walvault_worker_idle_timeout = 60000;
 int			walvault_readahead = 64;
+int			walvault_stats_interval = 10000;
+int			walvault_history_size = 1440;
+bool		walvault_save_stats = true;
 
 /*
  * Room kept after the directory name for "/", a file name and the suffix of
@@ -86,6 +89,33 @@ walvault_define_gucs(void)
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_walvault.stats_interval",
+							"Time between two samples of the statistics history.",
+							NULL,
+							&walvault_stats_interval,
+							10000, 100, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_walvault.history_size",
+							"Number of samples kept in the statistics history.",
+							"A new size keeps the newest samples.",
+							&walvault_history_size,
+							1440, 10, 1000000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("pg_walvault.save_stats",
+							 "Save pg_walvault statistics across server shutdowns.",
+							 NULL,
+							 &walvault_save_stats,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pg_walvault");
 }

@@ -15,6 +15,11 @@
  *						queue, read-ahead, wait, fallback
  *	archive_file.c		archive one file with an error trap, count it
  *	copy_directory.c	durable copy of one file into archive_directory
+ *	collector.c			dynamic background worker: samples statistics
+ *						into the history ring
+ *	history.c			the history ring, a DSM segment of its own
+ *	stats_file.c		statistics saved across clean restarts
+ *	wal_status.c		files pending in pg_wal/archive_status, lag
  *	views.c				SQL-callable functions behind the views
  *
  * src/pg_walvault.h
@@ -36,6 +41,9 @@ extern int	walvault_max_workers;
 extern int	walvault_min_workers;
 extern int	walvault_worker_idle_timeout;
 extern int	walvault_readahead;
+extern int	walvault_stats_interval;
+extern int	walvault_history_size;
+extern bool walvault_save_stats;
 
 extern void walvault_define_gucs(void);
 extern bool walvault_directory_usable(const char *dir, int elevel);
@@ -78,6 +86,31 @@ extern bool walvault_is_archivable_name(const char *file);
 extern uint64 walvault_copy_to_directory(const char *file, const char *path,
 										 const char *dir);
 extern void walvault_copy_abort(void);
+extern void walvault_remove_stale_temp_files(const char *dir);
+
+/* history.c */
+extern WalvaultHistory *walvault_history_attach(void);
+extern bool walvault_history_is_current(void);
+extern WalvaultHistory *walvault_history_create(int capacity);
+extern void walvault_history_append(WalvaultHistory *hist,
+									const WalvaultSample *sample);
+extern int	walvault_history_count(WalvaultHistory *hist);
+extern WalvaultSample *walvault_history_get(WalvaultHistory *hist, int i);
+
+/* stats_file.c */
+extern void walvault_stats_load(void);
+extern void walvault_stats_save(int code, Datum arg);
+extern void walvault_history_save(WalvaultHistory *hist);
+extern void walvault_history_load(WalvaultHistory *hist);
+extern void walvault_history_discard_file(void);
+
+/* wal_status.c */
+extern void walvault_pending(WalvaultDsm *dsm, XLogRecPtr insert_lsn,
+							 int64 *pending_count, uint64 *lag_bytes);
+extern int	walvault_name_cmp(const void *a, const void *b);
+
+/* collector.c */
+extern PGDLLEXPORT void walvault_collector_main(Datum main_arg);
 
 /* coordinator.c */
 extern void walvault_register_coordinator(void);

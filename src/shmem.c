@@ -70,8 +70,16 @@ walvault_shmem_startup(void)
 		for (i = 0; i < WALVAULT_LATENCY_BUCKETS; i++)
 			pg_atomic_init_u64(&walvault_shared->latency_hist[i], 0);
 		walvault_shared->stats_reset = GetCurrentTimestamp();
+		walvault_shared->history_handle = DSM_HANDLE_INVALID;
+		/* unique for this run of shared memory; 0 means "none" */
+		walvault_shared->stats_token = (uint64) GetCurrentTimestamp() | 1;
+		walvault_stats_load();
 	}
 	LWLockRelease(AddinShmemInitLock);
+
+	/* the postmaster saves the counters when it exits */
+	if (!IsUnderPostmaster)
+		on_shmem_exit(walvault_stats_save, (Datum) 0);
 }
 
 /*

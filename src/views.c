@@ -14,11 +14,12 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/htup_details.h"
-#include "access/xlog_internal.h"
+#include "access/xlog.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "storage/fd.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -27,12 +28,12 @@
 
 PG_FUNCTION_INFO_V1(pg_walvault_stats);
 PG_FUNCTION_INFO_V1(pg_walvault_workers);
+PG_FUNCTION_INFO_V1(pg_walvault_history);
 PG_FUNCTION_INFO_V1(pg_walvault_reset);
 
-#define VIEWS_STATS_COLS	12
+#define VIEWS_STATS_COLS	17
 #define VIEWS_WORKER_COLS	13
-
-static int64 views_count_ready(void);
+#define VIEWS_HISTORY_COLS	10
 
 static Datum
 views_text_or_null(const char *s, bool *isnull)
@@ -49,8 +50,77 @@ views_time_or_null(TimestampTz t, bool *isnull)
 }
 
 /*
- * One row: the cumulative counters, what is in flight, and how many
- * workers run.
+ * Archived bytes per second over the samples of the last window_secs, or
+ * NULL when there is no history yet.  The rate is over the time the samples
+ * cover, so it is right even before the collector has run for a full
+ * window.
+ */
+static Datum
+views_rate(TimestampTz now, int window_secs, bool *isnull)
+{
+	WalvaultHistory *hist = walvault_history_attach();
+	TimestampTz since = now - (TimestampTz) window_secs * USECS_PER_SEC;
+	double		bytes = 0;
+	double		secs = 0;
+	int			i;
+
+	*isnull = true;
+	if (hist == NULL)
+		return (Datum) 0;
+
+	LWLockAcquire(walvault_shared->lock, LW_SHARED);
+	if (walvault_history_is_current())
+	{
+		for (i = walvault_history_count(hist) - 1; i >= 0; i--)
+		{
+			WalvaultSample *sample = walvault_history_get(hist, i);
+
+			if (sample->sample_time <= since)
+				break;
+			bytes += sample->archived_bytes;
+			secs += sample->interval_secs;
+			*isnull = false;
+		}
+	}
+	LWLockRelease(walvault_shared->lock);
+
+	return Float8GetDatum(secs > 0 ? bytes / secs : 0);
+}
+
+/*
+ * Upper bound, in milliseconds, of the latency under which a fraction of
+ * the files were archived; NULL if none was.
+ */
+static Datum
+views_latency_percentile(double fraction, bool *isnull)
+{
+	uint64		counts[WALVAULT_LATENCY_BUCKETS];
+	uint64		total = 0;
+	uint64		seen = 0;
+	int			i;
+
+	for (i = 0; i < WALVAULT_LATENCY_BUCKETS; i++)
+	{
+		counts[i] = pg_atomic_read_u64(&walvault_shared->latency_hist[i]);
+		total += counts[i];
+	}
+	*isnull = (total == 0);
+	if (total == 0)
+		return (Datum) 0;
+
+	for (i = 0; i < WALVAULT_LATENCY_BUCKETS - 1; i++)
+	{
+		seen += counts[i];
+		if ((double) seen >= fraction * total)
+			break;
+	}
+	/* bucket i holds latencies below 2^i ms */
+	return Float8GetDatum(ldexp(1.0, i));
+}
+
+/*
+ * One row: the cumulative counters, what is in flight, how many workers
+ * run, rates and latency.
  */
 Datum
 pg_walvault_stats(PG_FUNCTION_ARGS)
@@ -65,18 +135,19 @@ pg_walvault_stats(PG_FUNCTION_ARGS)
 	TimestampTz last_archived_time;
 	TimestampTz last_failed_time;
 	TimestampTz stats_reset;
-	int64		done_ahead = 0;
+	TimestampTz now = GetCurrentTimestamp();
 	int64		in_progress = 0;
 	int32		active_workers = 0;
 	int64		pending;
+	uint64		lag;
 	int			i;
 
 	walvault_require_preload();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	pending = views_count_ready();
 	dsm = walvault_dsm_attach();
+	walvault_pending(dsm, GetXLogInsertRecPtr(), &pending, &lag);
 
 	LWLockAcquire(walvault_shared->lock, LW_SHARED);
 	strlcpy(last_archived_wal, walvault_shared->last_archived_wal, WALVAULT_FNAME_LEN);
@@ -90,12 +161,8 @@ pg_walvault_stats(PG_FUNCTION_ARGS)
 		WalvaultQueueEntry *queue = walvault_queue(dsm);
 
 		for (i = 0; i < dsm->queue_size; i++)
-		{
-			if (queue[i].status == WALVAULT_ENTRY_DONE)
-				done_ahead++;
-			else if (queue[i].status == WALVAULT_ENTRY_IN_PROGRESS)
+			if (queue[i].status == WALVAULT_ENTRY_IN_PROGRESS)
 				in_progress++;
-		}
 		for (i = WALVAULT_SLOT_FIRST_WORKER; i < dsm->nslots; i++)
 			if (dsm->slots[i].state == WALVAULT_SLOT_IDLE ||
 				dsm->slots[i].state == WALVAULT_SLOT_BUSY)
@@ -111,33 +178,17 @@ pg_walvault_stats(PG_FUNCTION_ARGS)
 	values[5] = views_text_or_null(last_failed_wal, &nulls[5]);
 	values[6] = views_time_or_null(last_failed_time, &nulls[6]);
 	values[7] = views_text_or_null(last_error, &nulls[7]);
-	/* archived ahead, but still .ready until the archiver asks: not pending */
-	values[8] = Int64GetDatum(Max(pending - done_ahead, 0));
+	values[8] = Int64GetDatum(pending);
 	values[9] = Int64GetDatum(in_progress);
 	values[10] = Int32GetDatum(active_workers);
-	values[11] = TimestampTzGetDatum(stats_reset);
+	values[11] = views_rate(now, 60, &nulls[11]);
+	values[12] = views_rate(now, 300, &nulls[12]);
+	values[13] = Int64GetDatum((int64) lag);
+	values[14] = views_latency_percentile(0.50, &nulls[14]);
+	values[15] = views_latency_percentile(0.99, &nulls[15]);
+	values[16] = TimestampTzGetDatum(stats_reset);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
-}
-
-/* Number of .ready files in pg_wal/archive_status. */
-static int64
-views_count_ready(void)
-{
-	DIR		   *dir;
-	struct dirent *de;
-	int64		n = 0;
-
-	dir = AllocateDir(XLOGDIR "/archive_status");
-	while ((de = ReadDir(dir, XLOGDIR "/archive_status")) != NULL)
-	{
-		size_t		len = strlen(de->d_name);
-
-		if (len > 6 && strcmp(de->d_name + len - 6, ".ready") == 0)
-			n++;
-	}
-	FreeDir(dir);
-	return n;
 }
 
 /* One row per running process of ours. */
@@ -190,23 +241,63 @@ pg_walvault_workers(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/*
- * Reset the counters (target NULL, 'all' or 'counters').
- */
+/* One row per sample of the history, oldest first. */
 Datum
-pg_walvault_reset(PG_FUNCTION_ARGS)
+pg_walvault_history(PG_FUNCTION_ARGS)
 {
-	char	   *target = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
-	WalvaultDsm *dsm;
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	WalvaultHistory *hist;
+	WalvaultSample *samples = NULL;
+	int			n = 0;
 	int			i;
 
 	walvault_require_preload();
-	if (target != NULL && strcmp(target, "all") != 0 &&
-		strcmp(target, "counters") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unrecognized reset target: \"%s\"", target),
-				 errhint("Target must be \"all\" or \"counters\", or NULL for all.")));
+	walvault_init_srf(fcinfo);
+
+	hist = walvault_history_attach();
+	if (hist == NULL)
+		PG_RETURN_VOID();
+
+	/* copy under the lock, build tuples without it */
+	LWLockAcquire(walvault_shared->lock, LW_SHARED);
+	if (walvault_history_is_current())
+	{
+		n = walvault_history_count(hist);
+		samples = palloc(sizeof(WalvaultSample) * Max(n, 1));
+		for (i = 0; i < n; i++)
+			samples[i] = *walvault_history_get(hist, i);
+	}
+	LWLockRelease(walvault_shared->lock);
+
+	for (i = 0; i < n; i++)
+	{
+		WalvaultSample *s = &samples[i];
+		Datum		values[VIEWS_HISTORY_COLS];
+		bool		nulls[VIEWS_HISTORY_COLS] = {0};
+
+		values[0] = TimestampTzGetDatum(s->sample_time);
+		values[1] = Int64GetDatum((int64) s->wal_bytes);
+		values[2] = Int64GetDatum((int64) s->archived_count);
+		values[3] = Int64GetDatum((int64) s->archived_bytes);
+		values[4] = Int64GetDatum((int64) s->stored_bytes);
+		values[5] = Int64GetDatum((int64) s->failed_count);
+		values[6] = Int64GetDatum(s->pending_count);
+		values[7] = Int64GetDatum((int64) s->archive_lag_bytes);
+		values[8] = Float8GetDatum(s->interval_secs > 0 ?
+								   s->wal_bytes / s->interval_secs : 0);
+		values[9] = Float8GetDatum(s->interval_secs > 0 ?
+								   s->archived_bytes / s->interval_secs : 0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PG_RETURN_VOID();
+}
+
+/* Zero the cumulative counters, per-process counters and latencies. */
+static void
+views_reset_counters(void)
+{
+	WalvaultDsm *dsm = walvault_dsm_attach();
+	int			i;
 
 	pg_atomic_write_u64(&walvault_shared->archived_count, 0);
 	pg_atomic_write_u64(&walvault_shared->archived_bytes, 0);
@@ -215,7 +306,6 @@ pg_walvault_reset(PG_FUNCTION_ARGS)
 	for (i = 0; i < WALVAULT_LATENCY_BUCKETS; i++)
 		pg_atomic_write_u64(&walvault_shared->latency_hist[i], 0);
 
-	dsm = walvault_dsm_attach();
 	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
 	walvault_shared->last_archived_wal[0] = '\0';
 	walvault_shared->last_archived_time = 0;
@@ -223,6 +313,11 @@ pg_walvault_reset(PG_FUNCTION_ARGS)
 	walvault_shared->last_failed_time = 0;
 	walvault_shared->last_error[0] = '\0';
 	walvault_shared->stats_reset = GetCurrentTimestamp();
+	/* the next sample counts from zero too */
+	walvault_shared->base_archived_count = 0;
+	walvault_shared->base_archived_bytes = 0;
+	walvault_shared->base_stored_bytes = 0;
+	walvault_shared->base_failed_count = 0;
 	if (dsm != NULL)
 	{
 		for (i = 0; i < dsm->nslots; i++)
@@ -238,6 +333,43 @@ pg_walvault_reset(PG_FUNCTION_ARGS)
 		}
 	}
 	LWLockRelease(walvault_shared->lock);
+}
+
+/* Empty the history ring. */
+static void
+views_reset_history(void)
+{
+	WalvaultHistory *hist = walvault_history_attach();
+
+	if (hist == NULL)
+		return;
+	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
+	if (walvault_history_is_current())
+		hist->next = 0;
+	LWLockRelease(walvault_shared->lock);
+}
+
+/*
+ * pg_stat_walvault_reset(target): NULL or 'all', 'counters', 'history'.
+ */
+Datum
+pg_walvault_reset(PG_FUNCTION_ARGS)
+{
+	char	   *target = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		all = (target == NULL || strcmp(target, "all") == 0);
+
+	walvault_require_preload();
+	if (!all && strcmp(target, "counters") != 0 &&
+		strcmp(target, "history") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unrecognized reset target: \"%s\"", target),
+				 errhint("Target must be \"all\", \"counters\" or \"history\", or NULL for all.")));
+
+	if (all || strcmp(target, "counters") == 0)
+		views_reset_counters();
+	if (all || strcmp(target, "history") == 0)
+		views_reset_history();
 
 	PG_RETURN_VOID();
 }

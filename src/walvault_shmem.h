@@ -33,6 +33,7 @@
 #ifndef WALVAULT_SHMEM_H
 #define WALVAULT_SHMEM_H
 
+#include "access/xlogdefs.h"
 #include "port/atomics.h"
 #include "storage/dsm.h"
 #include "storage/lwlock.h"
@@ -140,6 +141,39 @@ typedef struct WalvaultDsm
 	/* WalvaultQueueEntry queue[queue_size] follows, see walvault_queue() */
 } WalvaultDsm;
 
+/*
+ * One sample of the history ring.  Counts are for the interval that ends at
+ * sample_time; interval_secs is its length.
+ */
+typedef struct WalvaultSample
+{
+	TimestampTz sample_time;
+	double		interval_secs;
+	uint64		wal_bytes;		/* WAL generated in the interval */
+	uint64		archived_count;
+	uint64		archived_bytes;
+	uint64		stored_bytes;
+	uint64		failed_count;
+	int64		pending_count;	/* at sample_time */
+	uint64		archive_lag_bytes;	/* at sample_time */
+} WalvaultSample;
+
+/*
+ * The history ring: a DSM segment of its own, created by the collector and
+ * replaced by a new one when pg_walvault.history_size changes.  Samples are
+ * appended by the collector and cleared by a reset, under the lock.
+ */
+typedef struct WalvaultHistory
+{
+	uint32		magic;
+	int			capacity;
+	uint64		next;			/* samples ever appended; the newest is at
+								 * (next - 1) % capacity */
+	WalvaultSample samples[FLEXIBLE_ARRAY_MEMBER];
+} WalvaultHistory;
+
+#define WALVAULT_HISTORY_MAGIC	0x57564853	/* "WVHS" */
+
 /* The fixed block. */
 typedef struct WalvaultShared
 {
@@ -165,6 +199,30 @@ typedef struct WalvaultShared
 	TimestampTz last_failed_time;
 	char		last_error[WALVAULT_ERROR_LEN];
 	TimestampTz stats_reset;
+
+	/*
+	 * Collector, under lock: cumulative values at the last sample, so that a
+	 * sample holds what happened since the previous one, across restarts of
+	 * the collector and (saved with the counters) of the server.
+	 */
+	uint64		base_archived_count;
+	uint64		base_archived_bytes;
+	uint64		base_stored_bytes;
+	uint64		base_failed_count;
+	XLogRecPtr	base_insert_lsn;
+	TimestampTz base_time;
+
+	dsm_handle	history_handle; /* collector; DSM_HANDLE_INVALID if none */
+
+	/*
+	 * Persistence (stats_file.c): the counters file and the history file
+	 * written for one shutdown carry the same token; the history file is
+	 * loaded only with the counters file it was written with, so a crash
+	 * (which writes no counters file) never brings back old history.
+	 */
+	uint64		stats_token;	/* set at startup, never changes */
+	uint64		loaded_token;	/* token of the counters file loaded at
+								 * startup, 0 if none */
 } WalvaultShared;
 
 static inline WalvaultQueueEntry *

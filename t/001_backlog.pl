@@ -19,10 +19,10 @@ $node->safe_psql('postgres', 'CREATE EXTENSION pg_walvault');
 $node->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM pg_stat_walvault_workers WHERE role = 'archive worker'")
   or die 'no archive worker started';
-is( $node->safe_psql('postgres',
-		"SELECT string_agg(backend_type, ',' ORDER BY backend_type) FROM pg_stat_activity WHERE backend_type LIKE 'pg_walvault%'"),
-	'pg_walvault archive worker,pg_walvault coordinator',
-	'coordinator and worker show in pg_stat_activity');
+ok( $node->poll_query_until('postgres',
+		"SELECT string_agg(backend_type, ',' ORDER BY backend_type) FROM pg_stat_activity WHERE backend_type LIKE 'pg_walvault%'",
+		'pg_walvault archive worker,pg_walvault collector,pg_walvault coordinator'),
+	'coordinator, collector and worker show in pg_stat_activity');
 
 # hold archiving (no directory yet) and build a backlog
 make_segments($node, 60);

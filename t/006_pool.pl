@@ -73,11 +73,11 @@ my $small = walvault_node('small',
 	conf => "max_worker_processes = 2\npg_walvault.min_workers = 3\npg_walvault.max_workers = 3\n");
 $small->start;
 $small->safe_psql('postgres', 'CREATE EXTENSION pg_walvault');
-$small->wait_for_log(qr/could not start a pg_walvault archive worker: no background worker slot is free/);
+$small->wait_for_log(qr/could not start a pg_walvault background worker: no background worker slot is free/);
 make_segments($small, 5);
 wait_all_archived($small);
 my @warnings = (slurp_file($small->logfile) =~
-	  /could not start a pg_walvault archive worker/g);
+	  /could not start a pg_walvault background worker/g);
 is(scalar(@warnings), 1, 'the shortage is reported once');
 ok($small->log_contains(qr/HINT:  Raise max_worker_processes \(currently 2\)/),
 	'with a hint naming max_worker_processes');
