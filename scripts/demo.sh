@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# A throwaway demonstration of pg_walvault on a fresh Debian bookworm
+# machine, as root: installs what it needs, builds and installs the
+# extension, starts a temporary cluster archiving through pg_walvault under
+# a pgbench load, prints the views, then stops and removes the cluster.
+# KEEP=1 leaves the cluster running (its directory is printed).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+DEMO_USER=${DEMO_USER:-postgres}
+PORT=${PORT:-54321}
+bindir=$($PG_CONFIG --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "run as root: it installs packages and the extension" >&2
+	exit 1
+fi
+bash "$top/scripts/install-deps.sh"
+make -s -C "$top" PG_CONFIG="$PG_CONFIG"
+make -s -C "$top" PG_CONFIG="$PG_CONFIG" install >/dev/null
+
+demo=$(mktemp -d /tmp/pg_walvault-demo.XXXXXX)
+chown "$DEMO_USER" "$demo"
+as_user() { su "$DEMO_USER" -s /bin/bash -c "$*"; }
+cleanup() {
+	if [ "${KEEP:-0}" != 1 ]; then
+		as_user "'$bindir/pg_ctl' -D '$demo/data' -m fast stop" >/dev/null 2>&1 || true
+		rm -rf "$demo"
+	fi
+}
+trap cleanup EXIT
+
+as_user "'$bindir/initdb' -D '$demo/data' -A trust >/dev/null && mkdir '$demo/archive'"
+cat >>"$demo/data/postgresql.conf" <<CONF
+port = $PORT
+unix_socket_directories = '$demo'
+listen_addresses = ''
+shared_preload_libraries = 'pg_walvault'
+archive_mode = on
+archive_library = 'pg_walvault'
+pg_walvault.archive_directory = '$demo/archive'
+pg_walvault.max_workers = 4
+pg_walvault.stats_interval = '1s'
+CONF
+as_user "'$bindir/pg_ctl' -D '$demo/data' -l '$demo/server.log' -w start" >/dev/null
+psql_demo() { as_user "'$bindir/psql' -h '$demo' -p $PORT -d postgres -X $*"; }
+
+psql_demo "-q -c 'CREATE EXTENSION pg_walvault'"
+echo "== pgbench: initializing and running 20 seconds of load"
+as_user "'$bindir/pgbench' -h '$demo' -p $PORT -i -s 20 -q postgres" >/dev/null 2>&1
+as_user "'$bindir/pgbench' -h '$demo' -p $PORT -T 20 -c 4 postgres" | grep -E '^(tps|number of transactions actually)'
+psql_demo "-q -c 'SELECT pg_switch_wal()'" >/dev/null
+sleep 2
+
+echo "== pg_stat_walvault"
+psql_demo "-x -c 'SELECT * FROM pg_stat_walvault'"
+echo "== pg_stat_walvault_workers"
+psql_demo "-c 'SELECT worker_id, pid, role, state, current_file, files_archived, bytes_archived, failures, restarts FROM pg_stat_walvault_workers'"
+echo "== pg_stat_walvault_history (last 10 samples)"
+psql_demo "-c 'SELECT sample_time, wal_bytes, archived_count, archived_bytes, pending_count, archive_lag_bytes, round(archived_bytes_per_sec) AS archived_bps FROM pg_stat_walvault_history ORDER BY sample_time DESC LIMIT 10'"
+echo "== archive directory: $(ls "$demo/archive" | wc -l) files"
+[ "${KEEP:-0}" = 1 ] && echo "cluster left running in $demo (port $PORT)"
+exit 0
