@@ -22,7 +22,7 @@ ALTER SYSTEM SET pg_walvault.max_workers = -1;
 ALTER SYSTEM SET pg_walvault.max_workers = 100000;
 ALTER SYSTEM SET pg_walvault.readahead = 5000;
 ALTER SYSTEM SET pg_walvault.worker_idle_timeout = '10ms';
-ALTER SYSTEM SET pg_walvault.stats_interval = '10ms';
+ALTER SYSTEM SET pg_walvault.stats_interval = '5ms';
 ALTER SYSTEM SET pg_walvault.history_size = 5;
 ALTER SYSTEM SET pg_walvault.save_stats = 'maybe';
 -- only postgresql.conf and a reload change them, not SET

@@ -94,7 +94,7 @@ walvault_define_gucs(void)
 							"Time between two samples of the statistics history.",
 							NULL,
 							&walvault_stats_interval,
-							10000, 100, 3600 * 1000,
+							10000, 10, 3600 * 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
@@ -159,34 +159,27 @@ walvault_directory_usable(const char *dir, int elevel)
 	if (dir == NULL || dir[0] == '\0')
 		return false;
 
-	if (stat(dir, &st) != 0)
+	if (stat(dir, &st) == 0)
 	{
-		ereport(elevel,
-				(errcode_for_file_access(),
-				 errmsg("pg_walvault.archive_directory \"%s\" is not usable: %m",
-						dir),
-				 errhint("WAL files stay in pg_wal until the directory can be written; archiving resumes by itself.")));
-		return false;
+		if (!S_ISDIR(st.st_mode))
+		{
+			ereport(elevel,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("pg_walvault.archive_directory \"%s\" is not usable: not a directory",
+							dir),
+					 errhint("WAL files stay in pg_wal until the directory can be written; archiving resumes by itself.")));
+			return false;
+		}
+		if (access(dir, W_OK | X_OK) == 0)
+			return true;
 	}
-	if (!S_ISDIR(st.st_mode))
-	{
-		ereport(elevel,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("pg_walvault.archive_directory \"%s\" is not usable: not a directory",
-						dir),
-				 errhint("WAL files stay in pg_wal until the directory can be written; archiving resumes by itself.")));
-		return false;
-	}
-	if (access(dir, W_OK | X_OK) != 0)
-	{
-		ereport(elevel,
-				(errcode_for_file_access(),
-				 errmsg("pg_walvault.archive_directory \"%s\" is not usable: %m",
-						dir),
-				 errhint("WAL files stay in pg_wal until the directory can be written; archiving resumes by itself.")));
-		return false;
-	}
-	return true;
+	/* errno is from stat() or access() */
+	ereport(elevel,
+			(errcode_for_file_access(),
+			 errmsg("pg_walvault.archive_directory \"%s\" is not usable: %m",
+					dir),
+			 errhint("WAL files stay in pg_wal until the directory can be written; archiving resumes by itself.")));
+	return false;
 }
 
 /*
