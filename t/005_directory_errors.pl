@@ -16,9 +16,10 @@ use WalvaultTest;
 my $node = walvault_node('direrrors', no_archive_dir => 1);
 my $archive = $node->{walvault_archive};
 $node->start;
-ok( $node->log_contains(
-		qr/WARNING:  pg_walvault.archive_directory "\Q$archive\E" is not usable: No such file or directory/),
-	'a missing directory is a warning at start naming setting and path');
+# the coordinator checks the directory when it starts, after the server
+$node->wait_for_log(
+	qr/WARNING:  pg_walvault.archive_directory "\Q$archive\E" is not usable: No such file or directory/);
+ok(1, 'a missing directory is a warning at start naming setting and path');
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_walvault');
 
 # missing directory: failures counted and shown, WAL kept
