@@ -39,6 +39,10 @@ include $(PGXS)
 
 all: $(RESTORE)
 
+# PGXS tracks no header dependencies unless the server was built with
+# --enable-depend; every object depends on the shared layout.
+$(OBJS): src/pg_walvault.h src/walvault_shmem.h src/compat.h
+
 $(RESTORE): src/restore/pg_walvault_restore.o
 	$(CC) $(CFLAGS) $^ $(LDFLAGS) -lzstd -llz4 -lz -o $@
 

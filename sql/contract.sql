@@ -10,7 +10,7 @@ RESET client_min_messages;
 \pset format unaligned
 \pset tuples_only on
 
-SELECT plan(75);
+SELECT plan(80);
 
 -- views
 SELECT has_view('pg_stat_walvault');
@@ -62,7 +62,8 @@ SELECT has_view('pg_stat_walvault_history');
 SELECT columns_are('pg_stat_walvault_history', ARRAY[
     'sample_time', 'wal_bytes', 'archived_count', 'archived_bytes',
     'stored_bytes', 'failed_count', 'pending_count', 'archive_lag_bytes',
-    'wal_bytes_per_sec', 'archived_bytes_per_sec']);
+    'wal_bytes_per_sec', 'archived_bytes_per_sec', 'wal_records', 'wal_fpi',
+    'checkpoints', 'server_archived_count', 'server_failed_count']);
 SELECT col_type_is('pg_stat_walvault_history', 'sample_time', 'timestamp with time zone');
 SELECT col_type_is('pg_stat_walvault_history', 'wal_bytes', 'bigint');
 SELECT col_type_is('pg_stat_walvault_history', 'archived_count', 'bigint');
@@ -73,6 +74,11 @@ SELECT col_type_is('pg_stat_walvault_history', 'pending_count', 'bigint');
 SELECT col_type_is('pg_stat_walvault_history', 'archive_lag_bytes', 'bigint');
 SELECT col_type_is('pg_stat_walvault_history', 'wal_bytes_per_sec', 'double precision');
 SELECT col_type_is('pg_stat_walvault_history', 'archived_bytes_per_sec', 'double precision');
+SELECT col_type_is('pg_stat_walvault_history', 'wal_records', 'bigint');
+SELECT col_type_is('pg_stat_walvault_history', 'wal_fpi', 'bigint');
+SELECT col_type_is('pg_stat_walvault_history', 'checkpoints', 'bigint');
+SELECT col_type_is('pg_stat_walvault_history', 'server_archived_count', 'bigint');
+SELECT col_type_is('pg_stat_walvault_history', 'server_failed_count', 'bigint');
 
 -- functions
 SELECT has_function('pg_stat_walvault_reset', ARRAY['text']);

@@ -61,7 +61,12 @@ CREATE FUNCTION pg_walvault_history(
     OUT pending_count bigint,
     OUT archive_lag_bytes bigint,
     OUT wal_bytes_per_sec double precision,
-    OUT archived_bytes_per_sec double precision
+    OUT archived_bytes_per_sec double precision,
+    OUT wal_records bigint,
+    OUT wal_fpi bigint,
+    OUT checkpoints bigint,
+    OUT server_archived_count bigint,
+    OUT server_failed_count bigint
 )
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'pg_walvault_history'

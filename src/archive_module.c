@@ -351,11 +351,16 @@ am_pool_available(WalvaultDsm *dsm, bool *workers_exist)
 			running++;
 	}
 	*workers_exist = running > 0;
-	if (running > 0 || starting > 0)
+	if (running > 0)
 		return true;
-	/* none yet: only worth waiting if the coordinator can start one */
+
+	/*
+	 * None runs yet: only worth waiting if the coordinator is there to start
+	 * one.  At shutdown it is gone, and workers it registered will never be
+	 * started by the postmaster.
+	 */
 	return walvault_shared->coordinator_pgprocno >= 0 &&
-		!walvault_shared->spawn_failed;
+		(starting > 0 || !walvault_shared->spawn_failed);
 }
 
 /*

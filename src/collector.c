@@ -7,8 +7,10 @@
  * Every pg_walvault.stats_interval it takes one sample: what was archived
  * and what failed since the previous sample (from the cumulative counters
  * the archive workers bump with atomics), how much WAL the server generated
- * (from the insert position), how many files are waiting, and how far
- * archiving lags behind.  The sample goes into the history ring.
+ * (from the insert position, and records and full-page images from
+ * pg_stat_wal), checkpoints and the server's own archiver counts, how many
+ * files are waiting, and how far archiving lags behind.  The sample goes
+ * into the history ring.
  *
  * The collector keeps no state of its own: the ring is a DSM segment and
  * the values at the last sample are in the fixed block, so a collector that
@@ -28,11 +30,11 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
+#include "compat.h"
 #include "pg_walvault.h"
 
 static WalvaultDsm *coll_dsm = NULL;
@@ -40,6 +42,7 @@ static WalvaultHistory *coll_hist = NULL;
 
 static void coll_on_exit(int code, Datum arg);
 static void coll_take_sample(void);
+static void coll_server_stats(WalvaultServerStats *stats);
 
 void
 walvault_collector_main(Datum main_arg)
@@ -48,7 +51,7 @@ walvault_collector_main(Datum main_arg)
 	TimestampTz next_sample;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 
@@ -85,6 +88,13 @@ walvault_collector_main(Datum main_arg)
 		long		wait_ms;
 
 		CHECK_FOR_INTERRUPTS();
+
+		/*
+		 * Exit code 1 counts as a restart in the views, and the coordinator
+		 * starts a new collector unless the server is shutting down.
+		 */
+		if (ShutdownRequestPending)
+			proc_exit(1);
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -147,7 +157,9 @@ coll_take_sample(void)
 	uint64		archived_bytes = pg_atomic_read_u64(&walvault_shared->archived_bytes);
 	uint64		stored_bytes = pg_atomic_read_u64(&walvault_shared->stored_bytes);
 	uint64		failed_count = pg_atomic_read_u64(&walvault_shared->failed_count);
+	WalvaultServerStats server;
 
+	coll_server_stats(&server);
 	memset(&sample, 0, sizeof(sample));
 	sample.sample_time = now;
 	walvault_pending(coll_dsm, insert_lsn, &sample.pending_count,
@@ -166,6 +178,13 @@ coll_take_sample(void)
 	sample.stored_bytes = coll_delta(stored_bytes, walvault_shared->base_stored_bytes);
 	sample.failed_count = coll_delta(failed_count, walvault_shared->base_failed_count);
 
+	sample.wal_records = coll_delta(server.wal_records, walvault_shared->base_server.wal_records);
+	sample.wal_fpi = coll_delta(server.wal_fpi, walvault_shared->base_server.wal_fpi);
+	sample.checkpoints = coll_delta(server.checkpoints, walvault_shared->base_server.checkpoints);
+	sample.server_archived_count = coll_delta(server.archived_count, walvault_shared->base_server.archived_count);
+	sample.server_failed_count = coll_delta(server.failed_count, walvault_shared->base_server.failed_count);
+
+	walvault_shared->base_server = server;
 	walvault_shared->base_archived_count = archived_count;
 	walvault_shared->base_archived_bytes = archived_bytes;
 	walvault_shared->base_stored_bytes = stored_bytes;
@@ -175,4 +194,24 @@ coll_take_sample(void)
 
 	walvault_history_append(coll_hist, &sample);
 	LWLockRelease(walvault_shared->lock);
+}
+
+/*
+ * Read the server's own cumulative statistics: pg_stat_wal, the
+ * checkpointer's part of pg_stat_bgwriter, and pg_stat_archiver.  The
+ * snapshot is dropped at once so that the next sample sees fresh values.
+ */
+static void
+coll_server_stats(WalvaultServerStats *stats)
+{
+	PgStat_WalStats *wal = pgstat_fetch_stat_wal();
+	PgStat_CheckpointerStats *checkpointer = pgstat_fetch_stat_checkpointer();
+	PgStat_ArchiverStats *archiver = pgstat_fetch_stat_archiver();
+
+	stats->wal_records = (uint64) wal->wal_records;
+	stats->wal_fpi = (uint64) wal->wal_fpi;
+	stats->checkpoints = walvault_checkpoint_count(checkpointer);
+	stats->archived_count = (uint64) archiver->archived_count;
+	stats->failed_count = (uint64) archiver->failed_count;
+	pgstat_clear_snapshot();
 }

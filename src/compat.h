@@ -41,4 +41,13 @@
 #define walvault_init_srf(fcinfo)	SetSingleFuncCall((fcinfo), 0)
 #endif
 
+/* Checkpoints done so far, from the checkpointer's statistics (17 renamed them). */
+#if PG_VERSION_NUM >= 170000
+#define walvault_checkpoint_count(cp) \
+	((uint64) ((cp)->num_timed + (cp)->num_requested))
+#else
+#define walvault_checkpoint_count(cp) \
+	((uint64) ((cp)->timed_checkpoints + (cp)->requested_checkpoints))
+#endif
+
 #endif							/* WALVAULT_COMPAT_H */

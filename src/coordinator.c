@@ -35,7 +35,6 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
@@ -91,7 +90,7 @@ walvault_coordinator_main(Datum main_arg)
 	int			nworker_slots;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 
@@ -136,6 +135,13 @@ walvault_coordinator_main(Datum main_arg)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 
+		/*
+		 * Exit code 1, so that the postmaster starts us again if we were
+		 * terminated by hand; at shutdown nothing is restarted anyway.
+		 */
+		if (ShutdownRequestPending)
+			proc_exit(1);
+
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -151,6 +157,11 @@ walvault_coordinator_main(Datum main_arg)
 static void
 coord_on_exit(int code, Datum arg)
 {
+	/*
+	 * Workers we registered but that have not started may never start (at
+	 * shutdown the postmaster starts none): nobody must wait for them.
+	 */
+	coord_forget_unstarted();
 	walvault_slot_release(coord_dsm, WALVAULT_SLOT_COORDINATOR, code != 0);
 }
 

@@ -66,6 +66,7 @@ typedef struct SfileCounters
 	uint64		base_failed_count;
 	XLogRecPtr	base_insert_lsn;
 	TimestampTz base_time;
+	WalvaultServerStats base_server;
 } SfileCounters;
 
 /* Header of the history file, followed by nsamples WalvaultSample. */
@@ -129,6 +130,7 @@ walvault_stats_load(void)
 	walvault_shared->base_failed_count = c->base_failed_count;
 	walvault_shared->base_insert_lsn = c->base_insert_lsn;
 	walvault_shared->base_time = c->base_time;
+	walvault_shared->base_server = c->base_server;
 	walvault_shared->loaded_token = c->token;
 	pfree(c);
 }
@@ -166,6 +168,7 @@ walvault_stats_save(int code, Datum arg)
 	c.base_failed_count = walvault_shared->base_failed_count;
 	c.base_insert_lsn = walvault_shared->base_insert_lsn;
 	c.base_time = walvault_shared->base_time;
+	c.base_server = walvault_shared->base_server;
 
 	(void) sfile_write(STATS_FILE, STATS_MAGIC, &c, sizeof(c), NULL, 0);
 }

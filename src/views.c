@@ -33,7 +33,7 @@ PG_FUNCTION_INFO_V1(pg_walvault_reset);
 
 #define VIEWS_STATS_COLS	17
 #define VIEWS_WORKER_COLS	13
-#define VIEWS_HISTORY_COLS	10
+#define VIEWS_HISTORY_COLS	15
 
 static Datum
 views_text_or_null(const char *s, bool *isnull)
@@ -287,6 +287,11 @@ pg_walvault_history(PG_FUNCTION_ARGS)
 								   s->wal_bytes / s->interval_secs : 0);
 		values[9] = Float8GetDatum(s->interval_secs > 0 ?
 								   s->archived_bytes / s->interval_secs : 0);
+		values[10] = Int64GetDatum((int64) s->wal_records);
+		values[11] = Int64GetDatum((int64) s->wal_fpi);
+		values[12] = Int64GetDatum((int64) s->checkpoints);
+		values[13] = Int64GetDatum((int64) s->server_archived_count);
+		values[14] = Int64GetDatum((int64) s->server_failed_count);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	PG_RETURN_VOID();

@@ -156,7 +156,23 @@ typedef struct WalvaultSample
 	uint64		failed_count;
 	int64		pending_count;	/* at sample_time */
 	uint64		archive_lag_bytes;	/* at sample_time */
+	/* from the server's cumulative statistics, for the interval */
+	uint64		wal_records;	/* pg_stat_wal */
+	uint64		wal_fpi;		/* pg_stat_wal */
+	uint64		checkpoints;	/* pg_stat_bgwriter: timed + requested */
+	uint64		server_archived_count;	/* pg_stat_archiver */
+	uint64		server_failed_count;	/* pg_stat_archiver */
 } WalvaultSample;
+
+/* The server's cumulative statistics the collector follows. */
+typedef struct WalvaultServerStats
+{
+	uint64		wal_records;
+	uint64		wal_fpi;
+	uint64		checkpoints;
+	uint64		archived_count;
+	uint64		failed_count;
+} WalvaultServerStats;
 
 /*
  * The history ring: a DSM segment of its own, created by the collector and
@@ -211,6 +227,7 @@ typedef struct WalvaultShared
 	uint64		base_failed_count;
 	XLogRecPtr	base_insert_lsn;
 	TimestampTz base_time;
+	WalvaultServerStats base_server;
 
 	dsm_handle	history_handle; /* collector; DSM_HANDLE_INVALID if none */
 

@@ -59,6 +59,17 @@ is( $node->safe_psql('postgres',
 cmp_ok($node->safe_psql('postgres', 'SELECT sum(wal_bytes) FROM pg_stat_walvault_history'),
 	'>', 0, 'WAL generation is sampled');
 is( $node->safe_psql('postgres',
+		'SELECT sum(server_archived_count), sum(server_failed_count) FROM pg_stat_walvault_history'),
+	$node->safe_psql('postgres', 'SELECT archived_count, failed_count FROM pg_stat_archiver'),
+	"the server's archiver statistics are followed");
+is( $node->safe_psql('postgres',
+		'SELECT sum(wal_records) > 0 AND sum(wal_fpi) > 0 FROM pg_stat_walvault_history'),
+	't', 'pg_stat_wal is followed');
+$node->safe_psql('postgres', 'CHECKPOINT');
+ok( $node->poll_query_until('postgres',
+		'SELECT sum(checkpoints) >= 1 FROM pg_stat_walvault_history'),
+	'checkpoints are followed');
+is( $node->safe_psql('postgres',
 		'SELECT count(*) > 0 FROM pg_stat_walvault_history WHERE archived_bytes_per_sec > 0 AND wal_bytes_per_sec > 0'),
 	't', 'rates are non-zero while archiving');
 
