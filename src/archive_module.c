@@ -170,9 +170,11 @@ am_archive_via_pool(WalvaultDsm *dsm, const char *file, const char *path)
 	e = am_find(dsm, file);
 	if (e != NULL && e->status == WALVAULT_ENTRY_DONE && e->dir_hash == dir_hash)
 	{
-		/* archived ahead */
+		/* archived ahead; keep the workers fed while the archiver catches up */
 		am_free(e);
 		LWLockRelease(walvault_shared->lock);
+		am_readahead(dsm, file);
+		am_wake_pool(dsm);
 		return true;
 	}
 	if (e == NULL)
@@ -428,6 +430,19 @@ am_readahead(WalvaultDsm *dsm, const char *file)
 
 	oldcontext = MemoryContextSwitchTo(am_context);
 
+	/* refill only once half of the window is free: a scan is not free */
+	LWLockAcquire(walvault_shared->lock, LW_SHARED);
+	for (i = 0; i < dsm->queue_size; i++)
+		if (queue[i].status == WALVAULT_ENTRY_QUEUED ||
+			queue[i].status == WALVAULT_ENTRY_IN_PROGRESS)
+			inflight++;
+	LWLockRelease(walvault_shared->lock);
+	if (inflight > walvault_readahead / 2)
+	{
+		MemoryContextSwitchTo(oldcontext);
+		return;
+	}
+
 	/*
 	 * Only this process adds or frees queue entries, so what we see now stays
 	 * true until we insert below; workers only change their status.
@@ -435,22 +450,9 @@ am_readahead(WalvaultDsm *dsm, const char *file)
 	known = palloc(sizeof(*known) * dsm->queue_size);
 	LWLockAcquire(walvault_shared->lock, LW_SHARED);
 	for (i = 0; i < dsm->queue_size; i++)
-	{
-		if (queue[i].status == WALVAULT_ENTRY_FREE)
-			continue;
-		if (queue[i].status == WALVAULT_ENTRY_QUEUED ||
-			queue[i].status == WALVAULT_ENTRY_IN_PROGRESS)
-			inflight++;
-		strlcpy(known[nknown++], queue[i].fname, WALVAULT_FNAME_LEN);
-	}
+		if (queue[i].status != WALVAULT_ENTRY_FREE)
+			strlcpy(known[nknown++], queue[i].fname, WALVAULT_FNAME_LEN);
 	LWLockRelease(walvault_shared->lock);
-
-	/* refill only once half of the window is free: a scan is not free */
-	if (inflight > walvault_readahead / 2)
-	{
-		MemoryContextSwitchTo(oldcontext);
-		return;
-	}
 
 	ready = palloc(sizeof(*ready) * maxready);
 	dir = AllocateDir(XLOGDIR "/archive_status");
