@@ -174,5 +174,31 @@ ok( $node->poll_query_until('postgres',
 		"SELECT count(*) >= 1 AND min(sample_time) > '$hfirst' FROM pg_stat_walvault_history"),
 	'and the history from nothing');
 
+# a damaged statistics file is ignored, not trusted
+make_segments($node, 1);
+wait_all_archived($node);
+$node->stop;
+my $statfile = $node->data_dir . '/pg_stat/pg_walvault.stat';
+ok(-s $statfile, 'a clean shutdown writes the statistics file');
+open(my $fh, '+<', $statfile) or die $!;
+seek($fh, 20, 0);
+print $fh 'garbage';
+close $fh;
+$node->start;
+$node->wait_for_log(qr/ignoring corrupt pg_walvault statistics file/);
+ok(1, 'a corrupt statistics file is reported');
+is($node->safe_psql('postgres', 'SELECT archived_count FROM pg_stat_walvault'),
+	'0', 'and its counters are not loaded');
+
+# save_stats = off: nothing is kept
+make_segments($node, 1);
+wait_all_archived($node);
+$node->append_conf('postgresql.conf', 'pg_walvault.save_stats = off');
+$node->restart;
+is($node->safe_psql('postgres', 'SELECT archived_count FROM pg_stat_walvault'),
+	'0', 'with save_stats off counters start from zero');
+ok(!-e $statfile && !-e $node->data_dir . '/pg_stat/pg_walvault_history.stat',
+	'and no statistics file is left');
+
 $node->stop;
 done_testing();
