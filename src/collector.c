@@ -166,31 +166,31 @@ coll_take_sample(void)
 					 &sample.archive_lag_bytes);
 
 	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
-	if (walvault_shared->base_time != 0 && now > walvault_shared->base_time)
-		sample.interval_secs = (now - walvault_shared->base_time) / 1000000.0;
+	if (walvault_shared->saved.base_time != 0 && now > walvault_shared->saved.base_time)
+		sample.interval_secs = (now - walvault_shared->saved.base_time) / 1000000.0;
 	else
 		sample.interval_secs = walvault_stats_interval / 1000.0;
-	if (walvault_shared->base_insert_lsn != InvalidXLogRecPtr &&
-		insert_lsn > walvault_shared->base_insert_lsn)
-		sample.wal_bytes = insert_lsn - walvault_shared->base_insert_lsn;
-	sample.archived_count = coll_delta(archived_count, walvault_shared->base_archived_count);
-	sample.archived_bytes = coll_delta(archived_bytes, walvault_shared->base_archived_bytes);
-	sample.stored_bytes = coll_delta(stored_bytes, walvault_shared->base_stored_bytes);
-	sample.failed_count = coll_delta(failed_count, walvault_shared->base_failed_count);
+	if (walvault_shared->saved.base_insert_lsn != InvalidXLogRecPtr &&
+		insert_lsn > walvault_shared->saved.base_insert_lsn)
+		sample.wal_bytes = insert_lsn - walvault_shared->saved.base_insert_lsn;
+	sample.archived_count = coll_delta(archived_count, walvault_shared->saved.base_archived_count);
+	sample.archived_bytes = coll_delta(archived_bytes, walvault_shared->saved.base_archived_bytes);
+	sample.stored_bytes = coll_delta(stored_bytes, walvault_shared->saved.base_stored_bytes);
+	sample.failed_count = coll_delta(failed_count, walvault_shared->saved.base_failed_count);
 
-	sample.wal_records = coll_delta(server.wal_records, walvault_shared->base_server.wal_records);
-	sample.wal_fpi = coll_delta(server.wal_fpi, walvault_shared->base_server.wal_fpi);
-	sample.checkpoints = coll_delta(server.checkpoints, walvault_shared->base_server.checkpoints);
-	sample.server_archived_count = coll_delta(server.archived_count, walvault_shared->base_server.archived_count);
-	sample.server_failed_count = coll_delta(server.failed_count, walvault_shared->base_server.failed_count);
+	sample.wal_records = coll_delta(server.wal_records, walvault_shared->saved.base_server.wal_records);
+	sample.wal_fpi = coll_delta(server.wal_fpi, walvault_shared->saved.base_server.wal_fpi);
+	sample.checkpoints = coll_delta(server.checkpoints, walvault_shared->saved.base_server.checkpoints);
+	sample.server_archived_count = coll_delta(server.archived_count, walvault_shared->saved.base_server.archived_count);
+	sample.server_failed_count = coll_delta(server.failed_count, walvault_shared->saved.base_server.failed_count);
 
-	walvault_shared->base_server = server;
-	walvault_shared->base_archived_count = archived_count;
-	walvault_shared->base_archived_bytes = archived_bytes;
-	walvault_shared->base_stored_bytes = stored_bytes;
-	walvault_shared->base_failed_count = failed_count;
-	walvault_shared->base_insert_lsn = insert_lsn;
-	walvault_shared->base_time = now;
+	walvault_shared->saved.base_server = server;
+	walvault_shared->saved.base_archived_count = archived_count;
+	walvault_shared->saved.base_archived_bytes = archived_bytes;
+	walvault_shared->saved.base_stored_bytes = stored_bytes;
+	walvault_shared->saved.base_failed_count = failed_count;
+	walvault_shared->saved.base_insert_lsn = insert_lsn;
+	walvault_shared->saved.base_time = now;
 
 	walvault_history_append(coll_hist, &sample);
 	LWLockRelease(walvault_shared->lock);

@@ -69,7 +69,7 @@ walvault_shmem_startup(void)
 		pg_atomic_init_u64(&walvault_shared->failed_count, 0);
 		for (i = 0; i < WALVAULT_LATENCY_BUCKETS; i++)
 			pg_atomic_init_u64(&walvault_shared->latency_hist[i], 0);
-		walvault_shared->stats_reset = GetCurrentTimestamp();
+		walvault_shared->saved.stats_reset = GetCurrentTimestamp();
 		walvault_shared->history_handle = DSM_HANDLE_INVALID;
 		/* unique for this run of shared memory; 0 means "none" */
 		walvault_shared->stats_token = (uint64) GetCurrentTimestamp() | 1;
@@ -368,10 +368,10 @@ walvault_count_success(WalvaultSlot *slot, const char *file, uint64 bytes,
 
 	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
 	/* keep the newest name: files complete out of order in parallel */
-	if (strcmp(file, walvault_shared->last_archived_wal) > 0 ||
-		walvault_shared->last_archived_time == 0)
-		strlcpy(walvault_shared->last_archived_wal, file, WALVAULT_FNAME_LEN);
-	walvault_shared->last_archived_time = now;
+	if (strcmp(file, walvault_shared->saved.last_archived_wal) > 0 ||
+		walvault_shared->saved.last_archived_time == 0)
+		strlcpy(walvault_shared->saved.last_archived_wal, file, WALVAULT_FNAME_LEN);
+	walvault_shared->saved.last_archived_time = now;
 	LWLockRelease(walvault_shared->lock);
 }
 
@@ -389,9 +389,9 @@ walvault_count_failure(WalvaultSlot *slot, const char *file,
 		pg_atomic_fetch_add_u64(&slot->failures, 1);
 
 	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
-	strlcpy(walvault_shared->last_failed_wal, file, WALVAULT_FNAME_LEN);
-	walvault_shared->last_failed_time = now;
-	strlcpy(walvault_shared->last_error, message, WALVAULT_ERROR_LEN);
+	strlcpy(walvault_shared->saved.last_failed_wal, file, WALVAULT_FNAME_LEN);
+	walvault_shared->saved.last_failed_time = now;
+	strlcpy(walvault_shared->saved.last_error, message, WALVAULT_ERROR_LEN);
 	if (slot != NULL)
 	{
 		strlcpy(slot->last_error, message, WALVAULT_ERROR_LEN);

@@ -45,7 +45,7 @@
 /* Bump when a struct written to a file changes. */
 #define SFILE_FORMAT	1
 
-/* What the counters file holds (plain values, no atomics). */
+/* What the counters file holds: the atomics' values and the saved state. */
 typedef struct SfileCounters
 {
 	uint64		token;
@@ -54,19 +54,7 @@ typedef struct SfileCounters
 	uint64		stored_bytes;
 	uint64		failed_count;
 	uint64		latency_hist[WALVAULT_LATENCY_BUCKETS];
-	char		last_archived_wal[WALVAULT_FNAME_LEN];
-	TimestampTz last_archived_time;
-	char		last_failed_wal[WALVAULT_FNAME_LEN];
-	TimestampTz last_failed_time;
-	char		last_error[WALVAULT_ERROR_LEN];
-	TimestampTz stats_reset;
-	uint64		base_archived_count;
-	uint64		base_archived_bytes;
-	uint64		base_stored_bytes;
-	uint64		base_failed_count;
-	XLogRecPtr	base_insert_lsn;
-	TimestampTz base_time;
-	WalvaultServerStats base_server;
+	WalvaultSavedState saved;
 } SfileCounters;
 
 /* Header of the history file, followed by nsamples WalvaultSample. */
@@ -118,19 +106,7 @@ walvault_stats_load(void)
 	pg_atomic_write_u64(&walvault_shared->failed_count, c->failed_count);
 	for (i = 0; i < WALVAULT_LATENCY_BUCKETS; i++)
 		pg_atomic_write_u64(&walvault_shared->latency_hist[i], c->latency_hist[i]);
-	strlcpy(walvault_shared->last_archived_wal, c->last_archived_wal, WALVAULT_FNAME_LEN);
-	walvault_shared->last_archived_time = c->last_archived_time;
-	strlcpy(walvault_shared->last_failed_wal, c->last_failed_wal, WALVAULT_FNAME_LEN);
-	walvault_shared->last_failed_time = c->last_failed_time;
-	strlcpy(walvault_shared->last_error, c->last_error, WALVAULT_ERROR_LEN);
-	walvault_shared->stats_reset = c->stats_reset;
-	walvault_shared->base_archived_count = c->base_archived_count;
-	walvault_shared->base_archived_bytes = c->base_archived_bytes;
-	walvault_shared->base_stored_bytes = c->base_stored_bytes;
-	walvault_shared->base_failed_count = c->base_failed_count;
-	walvault_shared->base_insert_lsn = c->base_insert_lsn;
-	walvault_shared->base_time = c->base_time;
-	walvault_shared->base_server = c->base_server;
+	walvault_shared->saved = c->saved;
 	walvault_shared->loaded_token = c->token;
 	pfree(c);
 }
@@ -156,19 +132,7 @@ walvault_stats_save(int code, Datum arg)
 	for (i = 0; i < WALVAULT_LATENCY_BUCKETS; i++)
 		c.latency_hist[i] = pg_atomic_read_u64(&walvault_shared->latency_hist[i]);
 	/* every other process is gone: no lock needed */
-	strlcpy(c.last_archived_wal, walvault_shared->last_archived_wal, WALVAULT_FNAME_LEN);
-	c.last_archived_time = walvault_shared->last_archived_time;
-	strlcpy(c.last_failed_wal, walvault_shared->last_failed_wal, WALVAULT_FNAME_LEN);
-	c.last_failed_time = walvault_shared->last_failed_time;
-	strlcpy(c.last_error, walvault_shared->last_error, WALVAULT_ERROR_LEN);
-	c.stats_reset = walvault_shared->stats_reset;
-	c.base_archived_count = walvault_shared->base_archived_count;
-	c.base_archived_bytes = walvault_shared->base_archived_bytes;
-	c.base_stored_bytes = walvault_shared->base_stored_bytes;
-	c.base_failed_count = walvault_shared->base_failed_count;
-	c.base_insert_lsn = walvault_shared->base_insert_lsn;
-	c.base_time = walvault_shared->base_time;
-	c.base_server = walvault_shared->base_server;
+	c.saved = walvault_shared->saved;
 
 	(void) sfile_write(STATS_FILE, STATS_MAGIC, &c, sizeof(c), NULL, 0);
 }

@@ -150,12 +150,12 @@ pg_walvault_stats(PG_FUNCTION_ARGS)
 	walvault_pending(dsm, GetXLogInsertRecPtr(), &pending, &lag);
 
 	LWLockAcquire(walvault_shared->lock, LW_SHARED);
-	strlcpy(last_archived_wal, walvault_shared->last_archived_wal, WALVAULT_FNAME_LEN);
-	strlcpy(last_failed_wal, walvault_shared->last_failed_wal, WALVAULT_FNAME_LEN);
-	strlcpy(last_error, walvault_shared->last_error, WALVAULT_ERROR_LEN);
-	last_archived_time = walvault_shared->last_archived_time;
-	last_failed_time = walvault_shared->last_failed_time;
-	stats_reset = walvault_shared->stats_reset;
+	strlcpy(last_archived_wal, walvault_shared->saved.last_archived_wal, WALVAULT_FNAME_LEN);
+	strlcpy(last_failed_wal, walvault_shared->saved.last_failed_wal, WALVAULT_FNAME_LEN);
+	strlcpy(last_error, walvault_shared->saved.last_error, WALVAULT_ERROR_LEN);
+	last_archived_time = walvault_shared->saved.last_archived_time;
+	last_failed_time = walvault_shared->saved.last_failed_time;
+	stats_reset = walvault_shared->saved.stats_reset;
 	if (dsm != NULL)
 	{
 		WalvaultQueueEntry *queue = walvault_queue(dsm);
@@ -312,17 +312,17 @@ views_reset_counters(void)
 		pg_atomic_write_u64(&walvault_shared->latency_hist[i], 0);
 
 	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
-	walvault_shared->last_archived_wal[0] = '\0';
-	walvault_shared->last_archived_time = 0;
-	walvault_shared->last_failed_wal[0] = '\0';
-	walvault_shared->last_failed_time = 0;
-	walvault_shared->last_error[0] = '\0';
-	walvault_shared->stats_reset = GetCurrentTimestamp();
+	walvault_shared->saved.last_archived_wal[0] = '\0';
+	walvault_shared->saved.last_archived_time = 0;
+	walvault_shared->saved.last_failed_wal[0] = '\0';
+	walvault_shared->saved.last_failed_time = 0;
+	walvault_shared->saved.last_error[0] = '\0';
+	walvault_shared->saved.stats_reset = GetCurrentTimestamp();
 	/* the next sample counts from zero too */
-	walvault_shared->base_archived_count = 0;
-	walvault_shared->base_archived_bytes = 0;
-	walvault_shared->base_stored_bytes = 0;
-	walvault_shared->base_failed_count = 0;
+	walvault_shared->saved.base_archived_count = 0;
+	walvault_shared->saved.base_archived_bytes = 0;
+	walvault_shared->saved.base_stored_bytes = 0;
+	walvault_shared->saved.base_failed_count = 0;
 	if (dsm != NULL)
 	{
 		for (i = 0; i < dsm->nslots; i++)

@@ -190,6 +190,33 @@ typedef struct WalvaultHistory
 
 #define WALVAULT_HISTORY_MAGIC	0x57564853	/* "WVHS" */
 
+/*
+ * What the fixed block keeps, besides the atomic counters, across clean
+ * restarts (stats_file.c writes it as it is).  Under the lock.
+ */
+typedef struct WalvaultSavedState
+{
+	char		last_archived_wal[WALVAULT_FNAME_LEN];
+	TimestampTz last_archived_time;
+	char		last_failed_wal[WALVAULT_FNAME_LEN];
+	TimestampTz last_failed_time;
+	char		last_error[WALVAULT_ERROR_LEN];
+	TimestampTz stats_reset;
+
+	/*
+	 * Collector: cumulative values at the last sample, so that a sample holds
+	 * what happened since the previous one, across restarts of the collector
+	 * and of the server.
+	 */
+	uint64		base_archived_count;
+	uint64		base_archived_bytes;
+	uint64		base_stored_bytes;
+	uint64		base_failed_count;
+	XLogRecPtr	base_insert_lsn;
+	TimestampTz base_time;
+	WalvaultServerStats base_server;
+} WalvaultSavedState;
+
 /* The fixed block. */
 typedef struct WalvaultShared
 {
@@ -209,25 +236,7 @@ typedef struct WalvaultShared
 	pg_atomic_uint64 failed_count;
 	pg_atomic_uint64 latency_hist[WALVAULT_LATENCY_BUCKETS];
 	/* under lock */
-	char		last_archived_wal[WALVAULT_FNAME_LEN];
-	TimestampTz last_archived_time;
-	char		last_failed_wal[WALVAULT_FNAME_LEN];
-	TimestampTz last_failed_time;
-	char		last_error[WALVAULT_ERROR_LEN];
-	TimestampTz stats_reset;
-
-	/*
-	 * Collector, under lock: cumulative values at the last sample, so that a
-	 * sample holds what happened since the previous one, across restarts of
-	 * the collector and (saved with the counters) of the server.
-	 */
-	uint64		base_archived_count;
-	uint64		base_archived_bytes;
-	uint64		base_stored_bytes;
-	uint64		base_failed_count;
-	XLogRecPtr	base_insert_lsn;
-	TimestampTz base_time;
-	WalvaultServerStats base_server;
+	WalvaultSavedState saved;
 
 	dsm_handle	history_handle; /* collector; DSM_HANDLE_INVALID if none */
 
