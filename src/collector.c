@@ -158,6 +158,7 @@ coll_take_sample(void)
 	uint64		stored_bytes = pg_atomic_read_u64(&walvault_shared->stored_bytes);
 	uint64		failed_count = pg_atomic_read_u64(&walvault_shared->failed_count);
 	WalvaultServerStats server;
+	WalvaultSavedState *base;
 
 	coll_server_stats(&server);
 	memset(&sample, 0, sizeof(sample));
@@ -166,31 +167,35 @@ coll_take_sample(void)
 					 &sample.archive_lag_bytes);
 
 	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
-	if (walvault_shared->saved.base_time != 0 && now > walvault_shared->saved.base_time)
-		sample.interval_secs = (now - walvault_shared->saved.base_time) / 1000000.0;
+	base = &walvault_shared->saved;
+	if (base->base_time != 0 && now > base->base_time)
+		sample.interval_secs = (now - base->base_time) / 1000000.0;
 	else
 		sample.interval_secs = walvault_stats_interval / 1000.0;
-	if (walvault_shared->saved.base_insert_lsn != InvalidXLogRecPtr &&
-		insert_lsn > walvault_shared->saved.base_insert_lsn)
-		sample.wal_bytes = insert_lsn - walvault_shared->saved.base_insert_lsn;
-	sample.archived_count = coll_delta(archived_count, walvault_shared->saved.base_archived_count);
-	sample.archived_bytes = coll_delta(archived_bytes, walvault_shared->saved.base_archived_bytes);
-	sample.stored_bytes = coll_delta(stored_bytes, walvault_shared->saved.base_stored_bytes);
-	sample.failed_count = coll_delta(failed_count, walvault_shared->saved.base_failed_count);
+	if (base->base_insert_lsn != InvalidXLogRecPtr &&
+		insert_lsn > base->base_insert_lsn)
+		sample.wal_bytes = insert_lsn - base->base_insert_lsn;
+	sample.archived_count = coll_delta(archived_count, base->base_archived_count);
+	sample.archived_bytes = coll_delta(archived_bytes, base->base_archived_bytes);
+	sample.stored_bytes = coll_delta(stored_bytes, base->base_stored_bytes);
+	sample.failed_count = coll_delta(failed_count, base->base_failed_count);
+	sample.wal_records = coll_delta(server.wal_records,
+									base->base_server.wal_records);
+	sample.wal_fpi = coll_delta(server.wal_fpi, base->base_server.wal_fpi);
+	sample.checkpoints = coll_delta(server.checkpoints,
+									base->base_server.checkpoints);
+	sample.server_archived_count = coll_delta(server.archived_count,
+											  base->base_server.archived_count);
+	sample.server_failed_count = coll_delta(server.failed_count,
+											base->base_server.failed_count);
 
-	sample.wal_records = coll_delta(server.wal_records, walvault_shared->saved.base_server.wal_records);
-	sample.wal_fpi = coll_delta(server.wal_fpi, walvault_shared->saved.base_server.wal_fpi);
-	sample.checkpoints = coll_delta(server.checkpoints, walvault_shared->saved.base_server.checkpoints);
-	sample.server_archived_count = coll_delta(server.archived_count, walvault_shared->saved.base_server.archived_count);
-	sample.server_failed_count = coll_delta(server.failed_count, walvault_shared->saved.base_server.failed_count);
-
-	walvault_shared->saved.base_server = server;
-	walvault_shared->saved.base_archived_count = archived_count;
-	walvault_shared->saved.base_archived_bytes = archived_bytes;
-	walvault_shared->saved.base_stored_bytes = stored_bytes;
-	walvault_shared->saved.base_failed_count = failed_count;
-	walvault_shared->saved.base_insert_lsn = insert_lsn;
-	walvault_shared->saved.base_time = now;
+	base->base_server = server;
+	base->base_archived_count = archived_count;
+	base->base_archived_bytes = archived_bytes;
+	base->base_stored_bytes = stored_bytes;
+	base->base_failed_count = failed_count;
+	base->base_insert_lsn = insert_lsn;
+	base->base_time = now;
 
 	walvault_history_append(coll_hist, &sample);
 	LWLockRelease(walvault_shared->lock);
