@@ -16,13 +16,11 @@
 #
 set -euo pipefail
 shopt -s nullglob
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------- knobs ----
-KNOBS="SEGMENTS REPEAT CONFIGS BACKLOG BENCH_DIR PG_BINDIR PORT SHARED_BUFFERS FILL POLL_MS DRAIN_TIMEOUT DROP_CACHES KEEP STRICT DISK_PROBE WARM_WAL"
-SET_KNOBS=""
-for k in $KNOBS; do
-	if [[ -n ${!k+x} ]]; then SET_KNOBS+="$k=$(printf %q "${!k}") "; fi
-done
+record_knobs SEGMENTS REPEAT CONFIGS BACKLOG BENCH_DIR PG_BINDIR PORT SHARED_BUFFERS FILL POLL_MS DRAIN_TIMEOUT DROP_CACHES KEEP STRICT DISK_PROBE WARM_WAL
 
 SEGMENTS=${SEGMENTS:-128}
 REPEAT=${REPEAT:-5}
@@ -40,16 +38,6 @@ STRICT=${STRICT:-0}                 # 1: exit 3 if an acceptance criterion fails
 DISK_PROBE=${DISK_PROBE:-1}         # 1: measure a plain sequential copy at start and end
 WARM_WAL=${WARM_WAL:-0}             # 1: read the backlog into the page cache before each drain
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
-RESULTS_DIR=$SCRIPT_DIR/results
-STAMP=$(date +%Y%m%d-%H%M%S)
-
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-die() { printf '[%s] ERROR: %s\n' "$(date +%H:%M:%S)" "$*" >&2; exit 1; }
-
-is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
-calc() { awk "BEGIN { printf \"${2:-%.6f}\", $1 }"; }
 is_uint "$SEGMENTS" && ((SEGMENTS >= 1)) || die "SEGMENTS must be a positive integer"
 is_uint "$REPEAT" && ((REPEAT >= 1)) || die "REPEAT must be a positive integer"
 is_uint "$PORT" && ((PORT > 1024 && PORT < 65536)) || die "PORT must be 1025..65535"
@@ -72,20 +60,8 @@ for c in "${CONFIG_LIST[@]}"; do
 done
 
 # ------------------------------------------------------------ who runs ----
-if ((EUID == 0)); then
-	id postgres >/dev/null 2>&1 || die "running as root but there is no postgres user"
-	PGUSER_OS=postgres
-	as_pg() { runuser -u postgres -- "$@"; }
-else
-	PGUSER_OS=$(id -un)
-	as_pg() { "$@"; }
-fi
-
-for b in initdb pg_ctl psql postgres pg_config; do
-	[[ -x $PG_BINDIR/$b ]] || die "$PG_BINDIR/$b not found (set PG_BINDIR)"
-done
-PKGLIBDIR=$("$PG_BINDIR/pg_config" --pkglibdir)
-PG_VERSION=$("$PG_BINDIR/postgres" --version)
+setup_as_pg servers
+check_pg_bindir initdb pg_ctl psql postgres pg_config
 for c in "${CONFIG_LIST[@]}"; do
 	case $c in
 	basic_archive) [[ -f $PKGLIBDIR/basic_archive.so ]] || die "basic_archive.so not in $PKGLIBDIR (install postgresql contrib)" ;;
@@ -95,38 +71,11 @@ done
 command -v perl >/dev/null || die "perl is needed for the timing loop"
 
 # ------------------------------------------------------- work directory ----
-PARENT=${BENCH_DIR:-${TMPDIR:-/tmp}}
-mkdir -p "$PARENT"
-WORK=$(mktemp -d "$PARENT/walvault-drain.XXXXXX")
-[[ $WORK =~ ^[A-Za-z0-9._/-]+$ ]] || { rmdir "$WORK"; die "work directory '$WORK' has characters unsafe in postgresql.conf; set BENCH_DIR"; }
-SOCKDIR=$WORK
-RUNNING=()      # data directories of servers we started and have not stopped
-
-cleanup() {
-	local rc=$? d
-	trap - EXIT INT TERM
-	for d in "${RUNNING[@]}"; do
-		[[ -n $d && -f $d/postmaster.pid ]] &&
-			as_pg "$PG_BINDIR/pg_ctl" -D "$d" -m immediate -w -t 60 stop >/dev/null 2>&1 || true
-	done
-	if [[ $KEEP == 1 ]]; then
-		echo "work directory kept: $WORK"
-	else
-		rm -rf "$WORK"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT
-trap 'echo "terminated" >&2; exit 143' TERM
-
-if ((EUID == 0)); then
-	chown postgres: "$WORK"
-	as_pg test -w "$WORK" || die "user postgres cannot write $WORK (is every parent directory searchable? set BENCH_DIR)"
-fi
+make_work_dir drain
+give_work_dir_to_pg
 
 # ------------------------------------------------------------- machine ----
-MEM_GIB=$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
+describe_machine
 FS_SRC=$(df --output=source "$WORK" | tail -1)
 FS_TYPE=$(df --output=fstype "$WORK" | tail -1)
 DISK_DESC="$FS_SRC ($FS_TYPE)"
@@ -138,18 +87,6 @@ if [[ -b $FS_SRC ]]; then
 	kind=""
 	[[ $disk == vd* ]] && kind="virtio block device, "
 	DISK_DESC="$FS_SRC ($FS_TYPE; ${kind}kernel rotational=$rota${model:+, model $model})"
-fi
-so_info() {
-	if [[ -f $PKGLIBDIR/pg_walvault.so ]]; then
-		echo "$PKGLIBDIR/pg_walvault.so built $(date -r "$PKGLIBDIR/pg_walvault.so" '+%Y-%m-%d %H:%M'), sha256 $(sha256sum "$PKGLIBDIR/pg_walvault.so" | cut -c1-12)"
-	else
-		echo "not installed"
-	fi
-}
-SO_INFO=$(so_info)
-GIT_INFO=$(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo "?")
-if [[ $GIT_INFO != "?" ]] && [[ -n $(cd "$REPO_DIR" && git --no-optional-locks status --porcelain -- src 2>/dev/null) ]]; then
-	GIT_INFO+=" (src/ has uncommitted changes)"
 fi
 
 if [[ $DROP_CACHES == auto ]] && ((EUID == 0)) && [[ -w /proc/sys/vm/drop_caches ]]; then
@@ -163,7 +100,6 @@ MAX_WAL_MB=$((SEGMENTS * SEG_MB * 2))
 ((MAX_WAL_MB >= 4096)) || MAX_WAL_MB=4096
 
 CMDLINE="${SET_KNOBS}bench/drain.sh"
-((EUID == 0)) && RUN_AS="root (servers as postgres)" || RUN_AS="$PGUSER_OS"
 
 log "pg_walvault drain benchmark: $CMDLINE"
 log "work directory $WORK on $DISK_DESC"
@@ -174,12 +110,9 @@ log "load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
 ((SEGMENTS >= 100)) || log "WARNING: SEGMENTS=$SEGMENTS < 100: not a valid run for the acceptance criteria"
 
 # ----------------------------------------------------------- helpers ----
-psql_run() { # datadir-independent: one server at a time, on $PORT
-	as_pg "$PG_BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$SOCKDIR" -p "$PORT" -d postgres "$@"
-}
-
+# psql_run (lib.sh) is datadir-independent: one server at a time, on $PORT
 pg_start() { # datadir
-	RUNNING+=("$1")
+	server_started "$1"
 	as_pg "$PG_BINDIR/pg_ctl" -D "$1" -l "$1/../server.log" -w -t 120 start >/dev/null ||
 		{ tail -n 30 "$1/../server.log" >&2 || true; die "server in $1 did not start"; }
 }
@@ -187,9 +120,7 @@ pg_start() { # datadir
 pg_stop() { # datadir
 	as_pg "$PG_BINDIR/pg_ctl" -D "$1" -m fast -w -t 300 stop >/dev/null ||
 		die "server in $1 did not stop"
-	local keep=() d
-	for d in "${RUNNING[@]}"; do [[ $d == "$1" ]] || keep+=("$d"); done
-	RUNNING=("${keep[@]}")
+	server_stopped "$1"
 }
 
 init_cluster() { # datadir
@@ -201,7 +132,7 @@ init_cluster() { # datadir
 # ---- bench/drain.sh: common settings ----
 port = $PORT
 listen_addresses = ''
-unix_socket_directories = '$SOCKDIR'
+unix_socket_directories = '$WORK'
 shared_buffers = $SHARED_BUFFERS
 max_wal_size = ${MAX_WAL_MB}MB
 checkpoint_timeout = 1h
@@ -256,11 +187,6 @@ archive_settings() { # config datadir archivedir: what the reload turns on
 		walvault_*) echo "pg_walvault.archive_directory = '$a'" ;;
 		esac
 	} | as_pg tee -a "$d/postgresql.conf" >/dev/null
-}
-
-count_ready() { # datadir
-	local f=("$1"/pg_wal/archive_status/*.ready)
-	echo "${#f[@]}"
 }
 
 # Build the backlog in the running server: SEGMENTS times, insert rows of
@@ -370,10 +296,6 @@ disk_probe() {
 	calc "$mib / ($t1 - $t0)" %.0f
 }
 
-median() { # numbers...
-	printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
 # ------------------------------------------------------------- one run ----
 declare -A RUN_SECS RUN_SEGS
 DETAIL_ROWS=()
@@ -450,7 +372,7 @@ run_one() { # config rep pos
 			((size == SEG_MB * 1048576)) || badsize=$((badsize + 1))
 		fi
 	done <"$r/ready.list"
-	narch=$(find "$a" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}' | wc -l)
+	narch=$(count_archived "$a")
 	first=$(head -1 "$r/ready.list")
 	last=$(tail -1 "$r/ready.list")
 	((missing == 0 && badsize == 0)) ||
@@ -540,9 +462,7 @@ SO_INFO_END=$(so_info)
 {
 	echo "### WAL backlog drain, $DATE_STR"
 	echo
-	echo "- Command (from the repository root, as $RUN_AS): \`$CMDLINE\`"
-	echo "- Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), ${MEM_GIB} GiB RAM, kernel $(uname -r); pg_wal and archive on $DISK_DESC"
-	echo "- $PG_VERSION; pg_walvault: $SO_INFO; repository at $GIT_INFO"
+	report_preamble "pg_wal and archive on $DISK_DESC"
 	echo "- Backlog: $READY_COUNTS ready segments of $SEG_MB MiB per run ($SEGMENTS generated, each ≥ $FILL% real WAL (INSERTs of random md5 rows) then \`pg_switch_wal()\`; one more is the segment initdb filled, when the server has marked it ready); a fresh cluster per run ($([[ $BACKLOG == clone ]] && echo "a copy of one initdb'd template holding the generated backlog, identical for every run" || echo "initdb and backlog generated per run"))"
 	echo "- Server: fsync = on, shared_buffers = $SHARED_BUFFERS, max_wal_size = ${MAX_WAL_MB}MB, autovacuum = off; timed from \`pg_ctl reload\` (which sets the archive directory / command) until no \`.ready\` file is left, polled every $POLL_MS ms; CHECKPOINT + sync before each reload"
 	[[ -z $PROBE_START ]] || echo "- Disk reference (not an archiver): $([[ -n $TEMPLATE ]] && echo "the whole backlog copied" || echo "zeros written") into one file with one fsync at the end: $PROBE_START MiB/s before the runs, $PROBE_END MiB/s after"
@@ -583,25 +503,11 @@ SO_INFO_END=$(so_info)
 		done
 	fi
 	echo
-	echo "<details><summary>All runs</summary>"
-	echo
-	echo "| rep | # | configuration | segments | s | segments/s | MiB/s | load1 | pg_walvault files per process |"
-	echo "|---:|---:|---|---:|---:|---:|---:|---:|---|"
-	printf '%s\n' "${DETAIL_ROWS[@]}"
-	echo
-	echo "</details>"
+	all_runs_details "| rep | # | configuration | segments | s | segments/s | MiB/s | load1 | pg_walvault files per process |" \
+		"|---:|---:|---|---:|---:|---:|---:|---:|---|" "${DETAIL_ROWS[@]}"
 } >"$OUT"
 
-if ! { mkdir -p "$RESULTS_DIR" 2>/dev/null && [[ -w $RESULTS_DIR ]]; }; then
-	log "WARNING: cannot write $RESULTS_DIR; writing the results to $PARENT instead"
-	RESULTS_DIR=$PARENT
-fi
-RESULT_FILE=$RESULTS_DIR/drain-$STAMP.md
-cp "$OUT" "$RESULT_FILE"
-echo
-cat "$OUT"
-echo
-log "results written to $RESULT_FILE"
+publish_report drain
 if [[ $STRICT == 1 && ${VERDICT_FAIL:-0} == 1 ]]; then
 	log "an acceptance criterion failed (STRICT=1)"
 	exit 3

@@ -18,18 +18,16 @@
 # directory and no attempt may have failed, otherwise the script dies.
 #
 # Acceptance criterion: median TPS of B >= THRESHOLD % (98) of median TPS of A.
-# See bench/README-overhead.md for the knobs.  Runnable as root (servers then
+# See bench/README.md for the knobs.  Runnable as root (servers then
 # run as the postgres user) or as an ordinary user.
 #
 set -euo pipefail
 shopt -s nullglob
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------- knobs ----
-KNOBS="RUNS DURATION WARMUP CLIENTS JOBS SCALE BENCH_DIR PG_BINDIR PORT SHARED_BUFFERS STATS_INTERVAL THRESHOLD PREWARM CATCHUP_TIMEOUT KEEP STRICT"
-SET_KNOBS=""
-for k in $KNOBS; do
-	if [[ -n ${!k+x} ]]; then SET_KNOBS+="$k=$(printf %q "${!k}") "; fi
-done
+record_knobs RUNS DURATION WARMUP CLIENTS JOBS SCALE BENCH_DIR PG_BINDIR PORT SHARED_BUFFERS STATS_INTERVAL THRESHOLD PREWARM CATCHUP_TIMEOUT KEEP STRICT
 
 RUNS=${RUNS:-5}                     # pairs A B
 DURATION=${DURATION:-60}            # seconds per timed run
@@ -47,19 +45,6 @@ CATCHUP_TIMEOUT=${CATCHUP_TIMEOUT:-300} # seconds for archiving to catch up afte
 KEEP=${KEEP:-0}                     # 1: keep the work directory (servers are stopped anyway)
 STRICT=${STRICT:-0}                 # 1: exit 3 if the criterion fails
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
-RESULTS_DIR=$SCRIPT_DIR/results
-STAMP=$(date +%Y%m%d-%H%M%S)
-
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-die() { printf '[%s] ERROR: %s\n' "$(date +%H:%M:%S)" "$*" >&2; exit 1; }
-is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
-calc() { awk "BEGIN { printf \"${2:-%.6f}\", $1 }"; }
-median() { # numbers...
-	printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
 is_uint "$RUNS" && ((RUNS >= 1)) || die "RUNS must be a positive integer"
 is_uint "$DURATION" && ((DURATION >= 1)) || die "DURATION must be a positive integer (seconds)"
 is_uint "$WARMUP" || die "WARMUP must be an integer (seconds)"
@@ -71,20 +56,8 @@ is_uint "$CATCHUP_TIMEOUT" || die "CATCHUP_TIMEOUT must be an integer (seconds)"
 [[ $THRESHOLD =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "THRESHOLD must be a number (percent)"
 
 # ------------------------------------------------------------ who runs ----
-if ((EUID == 0)); then
-	id postgres >/dev/null 2>&1 || die "running as root but there is no postgres user"
-	as_pg() { runuser -u postgres -- "$@"; }
-	RUN_AS="root (servers as postgres)"
-else
-	as_pg() { "$@"; }
-	RUN_AS=$(id -un)
-fi
-
-for b in initdb pg_ctl psql postgres pg_config pgbench; do
-	[[ -x $PG_BINDIR/$b ]] || die "$PG_BINDIR/$b not found (set PG_BINDIR)"
-done
-PKGLIBDIR=$("$PG_BINDIR/pg_config" --pkglibdir)
-PG_VERSION=$("$PG_BINDIR/postgres" --version)
+setup_as_pg servers
+check_pg_bindir initdb pg_ctl psql postgres pg_config pgbench
 [[ -f $PKGLIBDIR/basic_archive.so ]] || die "basic_archive.so not in $PKGLIBDIR (install postgresql contrib)"
 [[ -f $PKGLIBDIR/pg_walvault.so ]] || die "pg_walvault.so not in $PKGLIBDIR (run make install)"
 if [[ $PREWARM == 1 && ! -f $PKGLIBDIR/pg_prewarm.so ]]; then
@@ -93,50 +66,17 @@ if [[ $PREWARM == 1 && ! -f $PKGLIBDIR/pg_prewarm.so ]]; then
 fi
 
 # ------------------------------------------------------- work directory ----
-PARENT=${BENCH_DIR:-${TMPDIR:-/tmp}}
-mkdir -p "$PARENT"
-WORK=$(mktemp -d "$PARENT/walvault-overhead.XXXXXX")
-[[ $WORK =~ ^[A-Za-z0-9._/-]+$ ]] || { rmdir "$WORK"; die "work directory '$WORK' has characters unsafe in postgresql.conf; set BENCH_DIR"; }
+make_work_dir overhead " (server stopped)"
 DATA=$WORK/data
 LOGDIR=$WORK/log
 declare -A ARCH=([A]=$WORK/archive-a [B]=$WORK/archive-b)
-SERVER_UP=0
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if [[ $SERVER_UP == 1 && -f $DATA/postmaster.pid ]]; then
-		as_pg "$PG_BINDIR/pg_ctl" -D "$DATA" -m immediate -w -t 60 stop >/dev/null 2>&1 || true
-	fi
-	if [[ $KEEP == 1 ]]; then
-		echo "work directory kept: $WORK (server stopped)"
-	else
-		rm -rf "$WORK"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT
-trap 'echo "terminated" >&2; exit 143' TERM
-
 mkdir -p "$LOGDIR" "${ARCH[A]}" "${ARCH[B]}"
-if ((EUID == 0)); then
-	chown -R postgres: "$WORK"
-	as_pg test -w "$WORK" || die "user postgres cannot write $WORK (is every parent directory searchable? set BENCH_DIR)"
-fi
-chmod 700 "$WORK"
+give_work_dir_to_pg
 
 # ------------------------------------------------------------- machine ----
-MEM_GIB=$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
-CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs || true)
+describe_machine
 DISK_DESC="$(df --output=source "$WORK" | tail -1) ($(df --output=fstype "$WORK" | tail -1))"
-so_info() { echo "$PKGLIBDIR/pg_walvault.so built $(date -r "$PKGLIBDIR/pg_walvault.so" '+%Y-%m-%d %H:%M'), sha256 $(sha256sum "$PKGLIBDIR/pg_walvault.so" | cut -c1-12)"; }
-SO_INFO=$(so_info)
 SO_CHANGED=0
-GIT_INFO=$(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo "?")
-if [[ $GIT_INFO != "?" ]] && [[ -n $(cd "$REPO_DIR" && git --no-optional-locks status --porcelain -- src 2>/dev/null) ]]; then
-	GIT_INFO+=" (src/ has uncommitted changes)"
-fi
 CMDLINE="${SET_KNOBS}bench/overhead.sh"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -147,21 +87,14 @@ log "RUNS=$RUNS pairs, DURATION=${DURATION}s, WARMUP=${WARMUP}s, CLIENTS=$CLIENT
 ((DURATION >= 60 && RUNS >= 5)) || log "WARNING: DURATION < 60 or RUNS < 5: a trial, not a valid run for the acceptance criterion"
 
 # ----------------------------------------------------------- helpers ----
-psql_db() { # db, psql args...
-	local db=$1
-	shift
-	as_pg "$PG_BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d "$db" "$@"
-}
-psql_run() { psql_db postgres "$@"; }
-
 pg_start() { # logfile
-	SERVER_UP=1
+	server_started "$DATA"
 	as_pg "$PG_BINDIR/pg_ctl" -D "$DATA" -l "$1" -w -t 300 start >/dev/null ||
 		{ tail -n 30 "$1" >&2 || true; die "server did not start (log: $1)"; }
 }
 pg_stop() {
 	as_pg "$PG_BINDIR/pg_ctl" -D "$DATA" -m fast -w -t 300 stop >/dev/null || die "server did not stop"
-	SERVER_UP=0
+	server_stopped "$DATA"
 }
 
 # The configuration: postgresql.conf includes bench.conf, rewritten per run.
@@ -185,20 +118,12 @@ write_conf() { # A | B | init
 	} | as_pg tee "$DATA/bench.conf" >/dev/null
 }
 
-count_ready() {
-	local f=("$DATA"/pg_wal/archive_status/*.ready)
-	echo "${#f[@]}"
-}
-count_archived() { # dir: WAL segments in the archive directory
-	find "$1" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}' | wc -l
-}
-
 # Wait until pg_wal/archive_status holds no .ready file; prints the seconds waited.
 wait_caught_up() { # what
 	local t0 n
 	t0=$(date +%s.%N)
 	while :; do
-		n=$(count_ready)
+		n=$(count_ready "$DATA")
 		((n == 0)) && break
 		if (($(date +%s) - ${t0%.*} > CATCHUP_TIMEOUT)); then
 			die "$1: archiving did not catch up within ${CATCHUP_TIMEOUT}s ($n .ready files left)"
@@ -291,7 +216,7 @@ run_one() { # config pair
 	out=$LOGDIR/run-$RUN_NO-$c.out
 	as_pg "$PG_BINDIR/pgbench" -h "$WORK" -p "$PORT" -n -c "$CLIENTS" -j "$JOBS" -T "$DURATION" bench >"$out" 2>&1 ||
 		{ tail -n 20 "$out" >&2; die "$c: pgbench failed"; }
-	nready_end=$(count_ready)
+	nready_end=$(count_ready "$DATA")
 	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$out")
 	[[ -z $tps ]] || tps=$(printf '%.1f' "$tps")
 	lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out")
@@ -323,13 +248,13 @@ run_one() { # config pair
 	# Background workers stopped by the shutdown log a FATAL "terminating
 	# background worker ... due to administrator command": counted apart.
 	local shut
-	shut=$(grep -cE 'FATAL: +terminating background worker .* due to administrator command' "$lf" || true)
+	shut=$(shutdown_fatals "$lf")
 	SHUTDOWN_FATALS[$c]=$((${SHUTDOWN_FATALS[$c]:-0} + shut))
 	probs=$(log_problems "$lf" | wc -l)
 	if ((probs > 0)); then
 		log "    WARNING: $probs ERROR/FATAL/PANIC/WARNING lines in $lf:"
-		log_problems "$lf" | sed -E 's/^[0-9-]+ [0-9:.]+ [A-Z]+ \[[0-9]+\] //' | sort | uniq -c | sort -rn | head -5 | sed 's/^/        /'
-		LOG_PROBLEMS+=("run $RUN_NO ($c): $probs lines, e.g. \`$(log_problems "$lf" | head -1 | sed 's/`/'"'"'/g' | cut -c1-200)\`")
+		log_problems_top "$lf"
+		LOG_PROBLEMS+=("run $RUN_NO ($c): $probs lines, e.g. \`$(first_problem "$lf")\`")
 	fi
 
 	TPS_LIST[$c]+="$tps "
@@ -337,10 +262,6 @@ run_one() { # config pair
 	DETAIL_ROWS+=("| $RUN_NO | $pair | $c | $tps | $lat | $nready_end | $catch | $narch | $load1 |")
 }
 
-log_problems() { # logfile: problem lines, without the shutdown FATALs of background workers
-	grep -E '(ERROR|FATAL|PANIC|WARNING): ' "$1" |
-		grep -vE 'FATAL: +terminating background worker .* due to administrator command' || true
-}
 declare -A SHUTDOWN_FATALS=()
 
 START_EPOCH=$(date +%s)
@@ -368,9 +289,7 @@ OUT=$WORK/report.md
 {
 	echo "### pgbench overhead of pg_walvault, $DATE_STR"
 	echo
-	echo "- Command (from the repository root, as $RUN_AS): \`$CMDLINE\`"
-	echo "- Machine: $(nproc) CPUs${CPU_MODEL:+ ($CPU_MODEL)}, ${MEM_GIB} GiB RAM, kernel $(uname -r); data and archive on $DISK_DESC"
-	echo "- $PG_VERSION; pg_walvault: $SO_INFO; repository at $GIT_INFO"
+	report_preamble "data and archive on $DISK_DESC"
 	echo "- Load average at start: $LOAD_START; highest 1-min load at a run's start: $LOAD_MAX; total time ${ELAPSED} s"
 	echo "- One cluster, pgbench scale $SCALE ($DB_SIZE), shared_buffers = $SHARED_BUFFERS, max_wal_size = 4GB, checkpoint_timeout = 30min, fsync on, synchronous_commit on, autovacuum on"
 	echo "- A: \`archive_library = 'basic_archive'\` (pg_walvault not loaded); B: \`shared_preload_libraries = 'pg_walvault'\`, \`archive_library = 'pg_walvault'\`, \`pg_walvault.stats_interval = '$STATS_INTERVAL'\`, default workers. Separate archive directories, emptied before each run"
@@ -400,25 +319,11 @@ OUT=$WORK/report.md
 		echo "(Not counted: ${SHUTDOWN_FATALS[A]:-0} (A) and ${SHUTDOWN_FATALS[B]:-0} (B) \`FATAL: terminating background worker … due to administrator command\` lines, logged by background workers stopped at each shutdown.)"
 	fi
 	echo
-	echo "<details><summary>All runs</summary>"
-	echo
-	echo "| run | pair | config | TPS | latency avg ms | .ready at end | caught up after (s) | segments archived | load1 |"
-	echo "|---:|---:|---|---:|---:|---:|---:|---:|---:|"
-	printf '%s\n' "${DETAIL_ROWS[@]}"
-	echo
-	echo "</details>"
+	all_runs_details "| run | pair | config | TPS | latency avg ms | .ready at end | caught up after (s) | segments archived | load1 |" \
+		"|---:|---:|---|---:|---:|---:|---:|---:|---:|" "${DETAIL_ROWS[@]}"
 } >"$OUT"
 
-if ! { mkdir -p "$RESULTS_DIR" 2>/dev/null && [[ -w $RESULTS_DIR ]]; }; then
-	log "WARNING: cannot write $RESULTS_DIR; writing the results to $PARENT instead"
-	RESULTS_DIR=$PARENT
-fi
-RESULT_FILE=$RESULTS_DIR/overhead-$STAMP.md
-cp "$OUT" "$RESULT_FILE"
-echo
-cat "$OUT"
-echo
-log "results written to $RESULT_FILE"
+publish_report overhead
 if [[ $STRICT == 1 && $VERDICT == FAIL ]]; then
 	log "the acceptance criterion failed (STRICT=1)"
 	exit 3

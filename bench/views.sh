@@ -17,18 +17,16 @@
 #
 # Acceptance criterion (median execution time): pg_stat_walvault and
 # pg_stat_walvault_workers < 1 ms, the whole pg_stat_walvault_history < 20 ms.
-# See bench/README-overhead.md for the knobs.  Runnable as root (the server
+# See bench/README.md for the knobs.  Runnable as root (the server
 # then runs as the postgres user) or as an ordinary user.
 #
 set -euo pipefail
 shopt -s nullglob
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------- knobs ----
-KNOBS="SAMPLES ITERATIONS STATS_INTERVAL BENCH_DIR PG_BINDIR PORT FILL_TIMEOUT GEN_WAL KEEP STRICT"
-SET_KNOBS=""
-for k in $KNOBS; do
-	if [[ -n ${!k+x} ]]; then SET_KNOBS+="$k=$(printf %q "${!k}") "; fi
-done
+record_knobs SAMPLES ITERATIONS STATS_INTERVAL BENCH_DIR PG_BINDIR PORT FILL_TIMEOUT GEN_WAL KEEP STRICT
 
 SAMPLES=${SAMPLES:-10000}
 ITERATIONS=${ITERATIONS:-200}
@@ -43,16 +41,6 @@ STRICT=${STRICT:-0}                 # 1: exit 3 if a criterion fails
 LIMIT_ONE_MS=1                      # pg_stat_walvault, pg_stat_walvault_workers
 LIMIT_HISTORY_MS=20                 # pg_stat_walvault_history
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
-RESULTS_DIR=$SCRIPT_DIR/results
-STAMP=$(date +%Y%m%d-%H%M%S)
-
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-die() { printf '[%s] ERROR: %s\n' "$(date +%H:%M:%S)" "$*" >&2; exit 1; }
-is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
-calc() { awk "BEGIN { printf \"${2:-%.6f}\", $1 }"; }
-
 is_uint "$SAMPLES" && ((SAMPLES >= 10 && SAMPLES <= 1000000)) || die "SAMPLES must be 10..1000000"
 is_uint "$ITERATIONS" && ((ITERATIONS >= 1)) || die "ITERATIONS must be a positive integer"
 is_uint "$PORT" && ((PORT > 1024 && PORT < 65536)) || die "PORT must be 1025..65535"
@@ -65,66 +53,20 @@ NOMINAL_FILL=$(((SAMPLES * INTERVAL_MS + 999) / 1000))
 is_uint "$FILL_TIMEOUT" || die "FILL_TIMEOUT must be an integer (seconds)"
 
 # ------------------------------------------------------------ who runs ----
-if ((EUID == 0)); then
-	id postgres >/dev/null 2>&1 || die "running as root but there is no postgres user"
-	as_pg() { runuser -u postgres -- "$@"; }
-	RUN_AS="root (server as postgres)"
-else
-	as_pg() { "$@"; }
-	RUN_AS=$(id -un)
-fi
-
-for b in initdb pg_ctl psql postgres pg_config; do
-	[[ -x $PG_BINDIR/$b ]] || die "$PG_BINDIR/$b not found (set PG_BINDIR)"
-done
-PKGLIBDIR=$("$PG_BINDIR/pg_config" --pkglibdir)
-PG_VERSION=$("$PG_BINDIR/postgres" --version)
+setup_as_pg server
+check_pg_bindir initdb pg_ctl psql postgres pg_config
 [[ -f $PKGLIBDIR/pg_walvault.so ]] || die "pg_walvault.so not in $PKGLIBDIR (run make install)"
 
 # ------------------------------------------------------- work directory ----
-PARENT=${BENCH_DIR:-${TMPDIR:-/tmp}}
-mkdir -p "$PARENT"
-WORK=$(mktemp -d "$PARENT/walvault-views.XXXXXX")
-[[ $WORK =~ ^[A-Za-z0-9._/-]+$ ]] || { rmdir "$WORK"; die "work directory '$WORK' has characters unsafe in postgresql.conf; set BENCH_DIR"; }
+make_work_dir views " (server stopped)"
 DATA=$WORK/data
 ARCH=$WORK/archive
 SLOG=$WORK/server.log
-SERVER_UP=0
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if [[ $SERVER_UP == 1 && -f $DATA/postmaster.pid ]]; then
-		as_pg "$PG_BINDIR/pg_ctl" -D "$DATA" -m immediate -w -t 60 stop >/dev/null 2>&1 || true
-	fi
-	if [[ $KEEP == 1 ]]; then
-		echo "work directory kept: $WORK (server stopped)"
-	else
-		rm -rf "$WORK"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT
-trap 'echo "terminated" >&2; exit 143' TERM
-
 mkdir -p "$ARCH"
-if ((EUID == 0)); then
-	chown -R postgres: "$WORK"
-	as_pg test -w "$WORK" || die "user postgres cannot write $WORK (is every parent directory searchable? set BENCH_DIR)"
-fi
-chmod 700 "$WORK"
+give_work_dir_to_pg
 
 # ------------------------------------------------------------- machine ----
-MEM_GIB=$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
-CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs || true)
-so_info() { echo "$PKGLIBDIR/pg_walvault.so built $(date -r "$PKGLIBDIR/pg_walvault.so" '+%Y-%m-%d %H:%M'), sha256 $(sha256sum "$PKGLIBDIR/pg_walvault.so" | cut -c1-12)"; }
-SO_INFO=$(so_info)
-SO_CHANGED=0
-GIT_INFO=$(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo "?")
-if [[ $GIT_INFO != "?" ]] && [[ -n $(cd "$REPO_DIR" && git --no-optional-locks status --porcelain -- src 2>/dev/null) ]]; then
-	GIT_INFO+=" (src/ has uncommitted changes)"
-fi
+describe_machine
 CMDLINE="${SET_KNOBS}bench/views.sh"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -133,11 +75,6 @@ log "work directory $WORK"
 log "$(nproc) CPUs, ${MEM_GIB} GiB RAM, $PG_VERSION, running as $RUN_AS, load average $LOAD_START"
 log "SAMPLES=$SAMPLES ITERATIONS=$ITERATIONS STATS_INTERVAL=$STATS_INTERVAL (history fills in about ${NOMINAL_FILL} s)"
 ((SAMPLES >= 10000)) || log "WARNING: SAMPLES < 10000: a trial, not a valid run for the acceptance criteria"
-
-# ----------------------------------------------------------- helpers ----
-psql_run() {
-	as_pg "$PG_BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d postgres "$@"
-}
 
 # ------------------------------------------------------------ cluster ----
 log "initdb and start (pg_walvault preloaded, archiving to $ARCH)"
@@ -159,7 +96,7 @@ pg_walvault.archive_directory = '$ARCH'
 pg_walvault.history_size = $SAMPLES
 pg_walvault.stats_interval = '$STATS_INTERVAL'
 EOF
-SERVER_UP=1
+server_started "$DATA"
 as_pg "$PG_BINDIR/pg_ctl" -D "$DATA" -l "$SLOG" -w -t 120 start >/dev/null ||
 	{ tail -n 30 "$SLOG" >&2 || true; die "server did not start (log: $SLOG)"; }
 psql_run -c "CREATE EXTENSION pg_walvault"
@@ -259,17 +196,13 @@ n_end=$(psql_run -c "SELECT count(*) FROM pg_stat_walvault_history")
 FAILED=$(psql_run -c "SELECT failed_count FROM pg_stat_walvault")
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 as_pg "$PG_BINDIR/pg_ctl" -D "$DATA" -m fast -w -t 120 stop >/dev/null || die "server did not stop"
-SERVER_UP=0
+server_stopped "$DATA"
 
-log_problems() {
-	grep -E '(ERROR|FATAL|PANIC|WARNING): ' "$SLOG" |
-		grep -vE 'FATAL: +terminating background worker .* due to administrator command' || true
-}
-SHUT=$(grep -cE 'FATAL: +terminating background worker .* due to administrator command' "$SLOG" || true)
-NPROB=$(log_problems | wc -l)
+SHUT=$(shutdown_fatals "$SLOG")
+NPROB=$(log_problems "$SLOG" | wc -l)
 if ((NPROB > 0)); then
 	log "WARNING: $NPROB ERROR/FATAL/PANIC/WARNING lines in the server log:"
-	log_problems | sed -E 's/^[0-9-]+ [0-9:.]+ [A-Z]+ \[[0-9]+\] //' | sort | uniq -c | sort -rn | head -5 | sed 's/^/        /'
+	log_problems_top "$SLOG"
 fi
 
 # -------------------------------------------------------------- report ----
@@ -277,9 +210,7 @@ OUT=$WORK/report.md
 {
 	echo "### pg_walvault view read latency, $(date '+%Y-%m-%d %H:%M %Z')"
 	echo
-	echo "- Command (from the repository root, as $RUN_AS): \`$CMDLINE\`"
-	echo "- Machine: $(nproc) CPUs${CPU_MODEL:+ ($CPU_MODEL)}, ${MEM_GIB} GiB RAM, kernel $(uname -r); load average $LOAD_START at start, $LOAD_END at the end"
-	echo "- $PG_VERSION; pg_walvault: $SO_INFO; repository at $GIT_INFO"
+	report_preamble "load average $LOAD_START at start, $LOAD_END at the end"
 	echo "- pg_walvault.history_size = $SAMPLES, stats_interval = $STATS_INTERVAL (history full after $FILL_SECS s; the collector keeps sampling during the measurement); $ARCHIVED files archived, $NONZERO samples with WAL, $NWORKERS pg_walvault processes, failed_count $FAILED"
 	echo "- Server-side execution time: \`EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON) <query>\`, \"Execution Time\", $ITERATIONS executions per query after $WARM untimed ones, one session. Client round trip: the plain query in psql with \`\\timing\` (rows transferred and formatted, output discarded), for reference only"
 	[[ $(so_info) == "$SO_INFO" ]] || echo "- **WARNING: pg_walvault.so was reinstalled during the benchmark (the server still runs the build it started with)**"
@@ -290,23 +221,14 @@ OUT=$WORK/report.md
 	printf '%s\n' "${ROWS[@]}"
 	echo
 	if ((NPROB > 0)); then
-		echo "Server log: $NPROB ERROR/FATAL/PANIC/WARNING lines, e.g. \`$(log_problems | head -1 | sed 's/`/'"'"'/g' | cut -c1-200)\`"
+		echo "Server log: $NPROB ERROR/FATAL/PANIC/WARNING lines, e.g. \`$(first_problem "$SLOG")\`"
 	else
 		echo "Server log: no ERROR, FATAL, PANIC or WARNING line."
 	fi
 	((SHUT == 0)) || echo "(Not counted: $SHUT \`FATAL: terminating background worker … due to administrator command\` lines at shutdown.)"
 } >"$OUT"
 
-if ! { mkdir -p "$RESULTS_DIR" 2>/dev/null && [[ -w $RESULTS_DIR ]]; }; then
-	log "WARNING: cannot write $RESULTS_DIR; writing the results to $PARENT instead"
-	RESULTS_DIR=$PARENT
-fi
-RESULT_FILE=$RESULTS_DIR/views-$STAMP.md
-cp "$OUT" "$RESULT_FILE"
-echo
-cat "$OUT"
-echo
-log "results written to $RESULT_FILE"
+publish_report views
 if [[ $STRICT == 1 && $VERDICT_FAIL == 1 ]]; then
 	log "an acceptance criterion failed (STRICT=1)"
 	exit 3

@@ -1,0 +1,216 @@
+# shellcheck shell=bash
+#
+# bench/lib.sh -- helpers shared by bench/drain.sh, bench/overhead.sh and
+# bench/views.sh.  Sourced, not run:
+#
+#     . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#
+# On sourcing it sets SCRIPT_DIR (bench/), REPO_DIR, RESULTS_DIR
+# (bench/results), STAMP (the report's time stamp) and RUNNING (data
+# directories of the servers started and not yet stopped), and defines:
+#
+#   record_knobs KNOB...      SET_KNOBS: the knobs set in the environment, as
+#                             shell words, for the report's command line
+#   log, die, is_uint, calc, median
+#   setup_as_pg WHO           as_pg (runs a command as postgres when root) and
+#                             RUN_AS; WHO ("server" / "servers") names what
+#                             runs as postgres
+#   check_pg_bindir PROG...   every PROG in PG_BINDIR; sets PKGLIBDIR, PG_VERSION
+#   make_work_dir NAME [NOTE] PARENT and WORK ($PARENT/walvault-NAME.XXXXXX),
+#                             the EXIT/INT/TERM traps (cleanup); NOTE follows
+#                             "work directory kept: $WORK" when KEEP=1
+#   cleanup                   the EXIT trap: stops the servers in RUNNING
+#                             (immediate), removes WORK unless KEEP=1
+#   give_work_dir_to_pg       when root, WORK belongs to postgres; mode 700
+#   server_started DATADIR, server_stopped DATADIR   maintain RUNNING
+#   describe_machine          MEM_GIB, CPU_MODEL, SO_INFO, GIT_INFO
+#   so_info                   the installed pg_walvault.so: path, build time, hash
+#   psql_db DB ARGS..., psql_run ARGS...   psql on the socket in WORK, port PORT
+#   count_ready DATADIR       .ready files in DATADIR/pg_wal/archive_status
+#   count_archived DIR        WAL segment files in DIR
+#   log_problems LOGFILE      ERROR/FATAL/PANIC/WARNING lines of a server log,
+#                             without the shutdown FATALs of background workers
+#   log_problems_top LOGFILE  the 5 most frequent of them, counted, indented
+#   first_problem LOGFILE     the first, for Markdown (200 characters at most)
+#   shutdown_fatals LOGFILE   count of those shutdown FATALs
+#   report_preamble [TEXT]    the report's Command, Machine (TEXT appended)
+#                             and PostgreSQL / pg_walvault lines
+#   all_runs_details HEADER SEP ROW...   the folded "All runs" table
+#   publish_report NAME       copies $OUT to RESULTS_DIR/NAME-STAMP.md (or
+#                             PARENT when RESULTS_DIR is not writable), prints it
+#
+# The calling script sets PG_BINDIR, PORT, KEEP, CMDLINE and OUT itself.
+#
+# shellcheck disable=SC2153,SC2154  # PG_BINDIR, PORT, KEEP, CMDLINE, OUT: set by the script
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
+RESULTS_DIR=$SCRIPT_DIR/results
+STAMP=$(date +%Y%m%d-%H%M%S)
+RUNNING=()      # data directories of servers we started and have not stopped
+
+record_knobs() { # knob names
+	local k
+	SET_KNOBS=""
+	for k in "$@"; do
+		if [[ -n ${!k+x} ]]; then SET_KNOBS+="$k=$(printf %q "${!k}") "; fi
+	done
+}
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() { printf '[%s] ERROR: %s\n' "$(date +%H:%M:%S)" "$*" >&2; exit 1; }
+is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+calc() { awk "BEGIN { printf \"${2:-%.6f}\", $1 }"; }
+median() { # numbers...
+	printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# ------------------------------------------------------------ who runs ----
+setup_as_pg() { # "server" | "servers"
+	if ((EUID == 0)); then
+		id postgres >/dev/null 2>&1 || die "running as root but there is no postgres user"
+		as_pg() { runuser -u postgres -- "$@"; }
+		RUN_AS="root ($1 as postgres)"
+	else
+		as_pg() { "$@"; }
+		RUN_AS=$(id -un)
+	fi
+}
+
+check_pg_bindir() { # programs
+	local b
+	for b in "$@"; do
+		[[ -x $PG_BINDIR/$b ]] || die "$PG_BINDIR/$b not found (set PG_BINDIR)"
+	done
+	PKGLIBDIR=$("$PG_BINDIR/pg_config" --pkglibdir)
+	PG_VERSION=$("$PG_BINDIR/postgres" --version)
+}
+
+# ------------------------------------------------------- work directory ----
+make_work_dir() { # name [note when kept]
+	PARENT=${BENCH_DIR:-${TMPDIR:-/tmp}}
+	mkdir -p "$PARENT"
+	WORK=$(mktemp -d "$PARENT/walvault-$1.XXXXXX")
+	[[ $WORK =~ ^[A-Za-z0-9._/-]+$ ]] || { rmdir "$WORK"; die "work directory '$WORK' has characters unsafe in postgresql.conf; set BENCH_DIR"; }
+	KEPT_NOTE=${2:-}
+	trap cleanup EXIT
+	trap 'echo "interrupted" >&2; exit 130' INT
+	trap 'echo "terminated" >&2; exit 143' TERM
+}
+
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+cleanup() {
+	local rc=$? d
+	trap - EXIT INT TERM
+	for d in "${RUNNING[@]}"; do
+		[[ -n $d && -f $d/postmaster.pid ]] &&
+			as_pg "$PG_BINDIR/pg_ctl" -D "$d" -m immediate -w -t 60 stop >/dev/null 2>&1 || true
+	done
+	if [[ $KEEP == 1 ]]; then
+		echo "work directory kept: $WORK$KEPT_NOTE"
+	else
+		rm -rf "$WORK"
+	fi
+	exit "$rc"
+}
+
+give_work_dir_to_pg() {
+	if ((EUID == 0)); then
+		chown -R postgres: "$WORK"
+		as_pg test -w "$WORK" || die "user postgres cannot write $WORK (is every parent directory searchable? set BENCH_DIR)"
+	fi
+	chmod 700 "$WORK"
+}
+
+server_started() { # datadir
+	RUNNING+=("$1")
+}
+
+server_stopped() { # datadir
+	local keep=() d
+	for d in "${RUNNING[@]}"; do [[ $d == "$1" ]] || keep+=("$d"); done
+	RUNNING=("${keep[@]}")
+}
+
+# ------------------------------------------------------------- machine ----
+so_info() {
+	if [[ -f $PKGLIBDIR/pg_walvault.so ]]; then
+		echo "$PKGLIBDIR/pg_walvault.so built $(date -r "$PKGLIBDIR/pg_walvault.so" '+%Y-%m-%d %H:%M'), sha256 $(sha256sum "$PKGLIBDIR/pg_walvault.so" | cut -c1-12)"
+	else
+		echo "not installed"
+	fi
+}
+
+describe_machine() {
+	MEM_GIB=$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
+	CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs || true)
+	SO_INFO=$(so_info)
+	GIT_INFO=$(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo "?")
+	if [[ $GIT_INFO != "?" ]] && [[ -n $(cd "$REPO_DIR" && git --no-optional-locks status --porcelain -- src 2>/dev/null) ]]; then
+		GIT_INFO+=" (src/ has uncommitted changes)"
+	fi
+}
+
+# ------------------------------------------------------------- servers ----
+psql_db() { # db, psql args...
+	local db=$1
+	shift
+	as_pg "$PG_BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d "$db" "$@"
+}
+psql_run() { psql_db postgres "$@"; }
+
+count_ready() { # datadir
+	local f=("$1"/pg_wal/archive_status/*.ready)
+	echo "${#f[@]}"
+}
+
+count_archived() { # dir: WAL segments in the archive directory
+	find "$1" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9A-F]{24}' | wc -l
+}
+
+SHUTDOWN_FATAL_RE='FATAL: +terminating background worker .* due to administrator command'
+
+log_problems() { # logfile: problem lines, without the shutdown FATALs of background workers
+	grep -E '(ERROR|FATAL|PANIC|WARNING): ' "$1" |
+		grep -vE "$SHUTDOWN_FATAL_RE" || true
+}
+log_problems_top() { # logfile
+	log_problems "$1" | sed -E 's/^[0-9-]+ [0-9:.]+ [A-Z]+ \[[0-9]+\] //' | sort | uniq -c | sort -rn | head -5 | sed 's/^/        /'
+}
+first_problem() { # logfile
+	log_problems "$1" | head -1 | sed 's/`/'"'"'/g' | cut -c1-200
+}
+shutdown_fatals() { # logfile
+	grep -cE "$SHUTDOWN_FATAL_RE" "$1" || true
+}
+
+# -------------------------------------------------------------- report ----
+report_preamble() { # [text appended to the Machine line]
+	echo "- Command (from the repository root, as $RUN_AS): \`$CMDLINE\`"
+	echo "- Machine: $(nproc) CPUs${CPU_MODEL:+ ($CPU_MODEL)}, ${MEM_GIB} GiB RAM, kernel $(uname -r)${1:+; $1}"
+	echo "- $PG_VERSION; pg_walvault: $SO_INFO; repository at $GIT_INFO"
+}
+
+all_runs_details() { # header separator rows...
+	echo "<details><summary>All runs</summary>"
+	echo
+	echo "$1"
+	echo "$2"
+	shift 2
+	printf '%s\n' "$@"
+	echo
+	echo "</details>"
+}
+
+publish_report() { # name
+	if ! { mkdir -p "$RESULTS_DIR" 2>/dev/null && [[ -w $RESULTS_DIR ]]; }; then
+		log "WARNING: cannot write $RESULTS_DIR; writing the results to $PARENT instead"
+		RESULTS_DIR=$PARENT
+	fi
+	RESULT_FILE=$RESULTS_DIR/$1-$STAMP.md
+	cp "$OUT" "$RESULT_FILE"
+	echo
+	cat "$OUT"
+	echo
+	log "results written to $RESULT_FILE"
+}
