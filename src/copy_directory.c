@@ -47,7 +47,8 @@ static char *cdir_buf2 = NULL;
 static void cdir_ensure_buffers(void);
 static bool cdir_files_equal(const char *path1, const char *path2);
 static uint64 cdir_copy(const char *src, const char *dst);
-static size_t cdir_read(int fd, const char *path, char *buf, size_t len);
+static size_t cdir_transfer(int fd, const char *path, char *buf, size_t len,
+							 bool writing);
 static ssize_t cdir_copy_chunk(int srcfd, const char *src, int dstfd,
 							   const char *dst);
 
@@ -165,9 +166,12 @@ cdir_ensure_buffers(void)
 		cdir_buf2 = MemoryContextAlloc(TopMemoryContext, CDIR_BUFSIZE);
 }
 
-/* Read up to len bytes, retrying short reads; returns bytes read. */
+/*
+ * Read up to len bytes (fewer only at end of file), or write all len bytes,
+ * retrying short transfers and EINTR; returns the bytes transferred.
+ */
 static size_t
-cdir_read(int fd, const char *path, char *buf, size_t len)
+cdir_transfer(int fd, const char *path, char *buf, size_t len, bool writing)
 {
 	size_t		done = 0;
 
@@ -175,19 +179,31 @@ cdir_read(int fd, const char *path, char *buf, size_t len)
 	{
 		ssize_t		rc;
 
-		pgstat_report_wait_start(WAIT_EVENT_COPY_FILE_READ);
-		rc = read(fd, buf + done, len - done);
+		pgstat_report_wait_start(writing ? WAIT_EVENT_COPY_FILE_WRITE :
+								 WAIT_EVENT_COPY_FILE_READ);
+		rc = writing ? write(fd, buf + done, len - done) :
+			read(fd, buf + done, len - done);
 		pgstat_report_wait_end();
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc == 0 && writing)
+		{
+			/* a write that makes no progress: assume the disk is full */
+			errno = ENOSPC;
+			rc = -1;
+		}
 		if (rc < 0)
 		{
-			if (errno == EINTR)
-				continue;
+			if (writing)
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not write file \"%s\": %m", path)));
 			ereport(ERROR,
 					(errcode_for_file_access(),
 					 errmsg("could not read file \"%s\": %m", path)));
 		}
 		if (rc == 0)
-			break;
+			break;				/* end of file */
 		done += rc;
 	}
 	return done;
@@ -281,26 +297,9 @@ cdir_copy(const char *src, const char *dst)
 static ssize_t
 cdir_copy_chunk(int srcfd, const char *src, int dstfd, const char *dst)
 {
-	size_t		n = cdir_read(srcfd, src, cdir_buf, CDIR_BUFSIZE);
-	size_t		written = 0;
+	size_t		n = cdir_transfer(srcfd, src, cdir_buf, CDIR_BUFSIZE, false);
 
-	while (written < n)
-	{
-		ssize_t		rc;
-
-		pgstat_report_wait_start(WAIT_EVENT_COPY_FILE_WRITE);
-		rc = write(dstfd, cdir_buf + written, n - written);
-		pgstat_report_wait_end();
-		if (rc < 0)
-		{
-			if (errno == EINTR)
-				continue;
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not write file \"%s\": %m", dst)));
-		}
-		written += rc;
-	}
+	(void) cdir_transfer(dstfd, dst, cdir_buf, n, true);
 	return (ssize_t) n;
 }
 
@@ -334,8 +333,8 @@ cdir_files_equal(const char *path1, const char *path2)
 
 	while (equal)
 	{
-		size_t		n1 = cdir_read(fd1, path1, cdir_buf, CDIR_BUFSIZE);
-		size_t		n2 = cdir_read(fd2, path2, cdir_buf2, CDIR_BUFSIZE);
+		size_t		n1 = cdir_transfer(fd1, path1, cdir_buf, CDIR_BUFSIZE, false);
+		size_t		n2 = cdir_transfer(fd2, path2, cdir_buf2, CDIR_BUFSIZE, false);
 
 		if (n1 != n2 || memcmp(cdir_buf, cdir_buf2, n1) != 0)
 			equal = false;
