@@ -10,6 +10,7 @@ OBJS = \
 	src/archive_module.o \
 	src/archive_file.o \
 	src/copy_directory.o \
+	src/codec.o \
 	src/collector.o \
 	src/history.o \
 	src/stats_file.o \
@@ -41,10 +42,13 @@ all: $(RESTORE)
 
 # PGXS tracks no header dependencies unless the server was built with
 # --enable-depend; every object depends on the shared layout.
-$(OBJS): src/pg_walvault.h src/walvault_shmem.h src/compat.h
+$(OBJS): src/pg_walvault.h src/walvault_shmem.h src/compat.h src/codec.h
 
-$(RESTORE): src/restore/pg_walvault_restore.o
+# codec.c uses no PostgreSQL header: the module and the program share it.
+$(RESTORE): src/restore/pg_walvault_restore.o src/codec.o
 	$(CC) $(CFLAGS) $^ $(LDFLAGS) -lzstd -llz4 -lz -o $@
+
+src/restore/pg_walvault_restore.o: src/codec.h
 
 install: install-restore
 installdirs: installdirs-restore

@@ -60,9 +60,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include <lz4frame.h>
-#include <zlib.h>
-#include <zstd.h>
+#include "codec.h"
 
 #ifndef O_CLOEXEC
 #define O_CLOEXEC 0
@@ -122,19 +120,11 @@ typedef enum ArchiveFileKind
 	FILE_KIND_BACKUP_HISTORY	/* 000000010000000000000001.00000028.backup */
 } ArchiveFileKind;
 
-typedef enum CompressionMethod
-{
-	COMPRESSION_NONE,
-	COMPRESSION_ZSTD,
-	COMPRESSION_LZ4,
-	COMPRESSION_GZIP
-} CompressionMethod;
-
 typedef struct ArchiveVariant
 {
 	const char *suffix;
 	const char *description;
-	CompressionMethod method;
+	WalvaultCodecMethod method;
 } ArchiveVariant;
 
 /*
@@ -143,10 +133,10 @@ typedef struct ArchiveVariant
  * uncompressed copy, if one exists, needs no decoder to be trusted.
  */
 static const ArchiveVariant archive_variants[] = {
-	{"", "uncompressed", COMPRESSION_NONE},
-	{".zst", "zstd", COMPRESSION_ZSTD},
-	{".lz4", "lz4", COMPRESSION_LZ4},
-	{".gz", "gzip", COMPRESSION_GZIP},
+	{"", "uncompressed", WALVAULT_CODEC_NONE},
+	{".zst", "zstd", WALVAULT_CODEC_ZSTD},
+	{".lz4", "lz4", WALVAULT_CODEC_LZ4},
+	{".gz", "gzip", WALVAULT_CODEC_GZIP},
 };
 
 #define NUM_ARCHIVE_VARIANTS \
@@ -173,7 +163,6 @@ typedef struct RestoreSink
 #define WV_MAXPATH		4096
 
 static unsigned char in_buffer[IO_BUFFER_SIZE];
-static unsigned char out_buffer[IO_BUFFER_SIZE];
 
 static bool verbose = false;
 
@@ -419,173 +408,46 @@ copy_plain(int fd, const char *path, RestoreSink *sink)
 }
 
 /*
- * Decompress a zstd file.  Several concatenated frames are accepted, as the
- * zstd tool itself does; the file must end at a frame boundary.
+ * Codec sink: the decompressed bytes go to the restore sink.
+ */
+static bool
+decompressed_write(void *arg, const char *data, size_t len)
+{
+	sink_write((RestoreSink *) arg, (const unsigned char *) data, len);
+	return true;
+}
+
+/*
+ * Decompress a zstd, lz4 or gzip file (codec.c, the same code the module
+ * compresses with).  Several concatenated frames or members are accepted,
+ * as the command-line tools do; the file must end at a frame boundary.
  */
 static void
-decompress_zstd(int fd, const char *path, RestoreSink *sink)
+decompress_file(int fd, const char *path, const ArchiveVariant *variant,
+				RestoreSink *sink)
 {
-	ZSTD_DCtx  *dctx;
+	WalvaultCodec *codec;
 	size_t		nread;
-	bool		frame_complete = false;
+	const char *err;
 
-	dctx = ZSTD_createDCtx();
-	if (dctx == NULL)
+	codec = walvault_codec_create(variant->method, false);
+	if (codec == NULL)
 		report_error("out of memory");
+	if (!walvault_codec_start(codec, 0, &err))
+		report_error("could not start %s decompression: %s",
+					 variant->description, err);
 
 	while ((nread = read_source(fd, path, in_buffer, sizeof(in_buffer))) > 0)
 	{
-		ZSTD_inBuffer in = {in_buffer, nread, 0};
-		ZSTD_outBuffer out;
-
-		/*
-		 * Keep going while input remains, and also when the output buffer
-		 * was filled, since the decoder may then still hold data.
-		 */
-		do
-		{
-			size_t		in_before = in.pos;
-			size_t		rc;
-
-			out.dst = out_buffer;
-			out.size = sizeof(out_buffer);
-			out.pos = 0;
-
-			rc = ZSTD_decompressStream(dctx, &out, &in);
-			if (ZSTD_isError(rc))
-				report_error("could not decompress file \"%s\": %s",
-							 path, ZSTD_getErrorName(rc));
-			sink_write(sink, out_buffer, out.pos);
-
-			/*
-			 * A call that consumed and produced nothing tells us nothing
-			 * about the frame state (after a complete frame it would report
-			 * that the next frame's header is wanted), so don't let it
-			 * override what we know.
-			 */
-			if (in.pos != in_before || out.pos != 0)
-				frame_complete = (rc == 0);
-		} while (in.pos < in.size || out.pos == out.size);
+		if (!walvault_codec_feed(codec, (const char *) in_buffer, nread, false,
+								 decompressed_write, sink, &err))
+			report_error("could not decompress file \"%s\": %s", path, err);
 	}
 
-	ZSTD_freeDCtx(dctx);
-
-	if (!frame_complete)
+	if (!walvault_codec_finished(codec))
 		report_error("could not decompress file \"%s\": file is truncated",
 					 path);
-}
-
-/*
- * Decompress an lz4 frame-format file.  Like zstd, several concatenated
- * frames are accepted and the file must end at a frame boundary.
- */
-static void
-decompress_lz4(int fd, const char *path, RestoreSink *sink)
-{
-	LZ4F_dctx  *dctx;
-	LZ4F_errorCode_t status;
-	size_t		nread;
-	bool		frame_complete = false;
-
-	status = LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION);
-	if (LZ4F_isError(status))
-		report_error("could not create lz4 decompression context: %s",
-					 LZ4F_getErrorName(status));
-
-	while ((nread = read_source(fd, path, in_buffer, sizeof(in_buffer))) > 0)
-	{
-		size_t		pos = 0;
-		size_t		dst_size;
-
-		do
-		{
-			size_t		src_size = nread - pos;
-			size_t		rc;
-
-			dst_size = sizeof(out_buffer);
-			rc = LZ4F_decompress(dctx, out_buffer, &dst_size,
-								 in_buffer + pos, &src_size, NULL);
-			if (LZ4F_isError(rc))
-				report_error("could not decompress file \"%s\": %s",
-							 path, LZ4F_getErrorName(rc));
-			sink_write(sink, out_buffer, dst_size);
-			pos += src_size;
-
-			/* see decompress_zstd() for why no-op calls are ignored */
-			if (src_size != 0 || dst_size != 0)
-				frame_complete = (rc == 0);
-		} while (pos < nread || dst_size == sizeof(out_buffer));
-	}
-
-	LZ4F_freeDecompressionContext(dctx);
-
-	if (!frame_complete)
-		report_error("could not decompress file \"%s\": file is truncated",
-					 path);
-}
-
-/*
- * Decompress a gzip file.  Several concatenated members are accepted, as
- * gunzip does; zlib verifies each member's CRC and length trailer.
- */
-static void
-decompress_gzip(int fd, const char *path, RestoreSink *sink)
-{
-	z_stream	zs;
-	size_t		nread;
-	bool		member_complete = false;
-	int			rc;
-
-	memset(&zs, 0, sizeof(zs));
-	/* 16 + MAX_WBITS: expect a gzip wrapper, not zlib or raw deflate */
-	rc = inflateInit2(&zs, 16 + MAX_WBITS);
-	if (rc != Z_OK)
-		report_error("could not initialize gzip decompression: %s",
-					 zs.msg ? zs.msg : "unknown error");
-
-	while ((nread = read_source(fd, path, in_buffer, sizeof(in_buffer))) > 0)
-	{
-		zs.next_in = in_buffer;
-		zs.avail_in = (uInt) nread;
-
-		do
-		{
-			/*
-			 * Input following the end of a member starts another member.
-			 * With no input left there is nothing to start; we are only
-			 * here because the output buffer was full.
-			 */
-			if (member_complete)
-			{
-				if (zs.avail_in == 0)
-					break;
-				if (inflateReset(&zs) != Z_OK)
-					report_error("could not reset gzip decompression for file \"%s\"",
-								 path);
-				member_complete = false;
-			}
-
-			zs.next_out = out_buffer;
-			zs.avail_out = sizeof(out_buffer);
-
-			rc = inflate(&zs, Z_NO_FLUSH);
-			if (rc == Z_STREAM_END)
-				member_complete = true;
-			else if (rc != Z_OK && rc != Z_BUF_ERROR)
-			{
-				/* Z_BUF_ERROR only means no progress was possible */
-				report_error("could not decompress file \"%s\": %s",
-							 path, zs.msg ? zs.msg : "invalid gzip data");
-			}
-			sink_write(sink, out_buffer, sizeof(out_buffer) - zs.avail_out);
-		} while (zs.avail_in > 0 || zs.avail_out == 0);
-	}
-
-	inflateEnd(&zs);
-
-	if (!member_complete)
-		report_error("could not decompress file \"%s\": file is truncated",
-					 path);
+	walvault_codec_free(codec);
 }
 
 /*
@@ -694,21 +556,10 @@ restore_file(int src_fd, const char *src_path, const ArchiveVariant *variant,
 					 temp_path, strerror(errno));
 	temp_created = true;
 
-	switch (variant->method)
-	{
-		case COMPRESSION_NONE:
-			copy_plain(src_fd, src_path, &sink);
-			break;
-		case COMPRESSION_ZSTD:
-			decompress_zstd(src_fd, src_path, &sink);
-			break;
-		case COMPRESSION_LZ4:
-			decompress_lz4(src_fd, src_path, &sink);
-			break;
-		case COMPRESSION_GZIP:
-			decompress_gzip(src_fd, src_path, &sink);
-			break;
-	}
+	if (variant->method == WALVAULT_CODEC_NONE)
+		copy_plain(src_fd, src_path, &sink);
+	else
+		decompress_file(src_fd, src_path, variant, &sink);
 
 	if (kind == FILE_KIND_SEGMENT || kind == FILE_KIND_PARTIAL)
 		check_segment(&sink);
@@ -872,7 +723,7 @@ main(int argc, char **argv)
 		report_error("archive file \"%s\" is not a regular file", src_path);
 
 	/* an uncompressed segment's size can be checked before copying it */
-	if (variant->method == COMPRESSION_NONE &&
+	if (variant->method == WALVAULT_CODEC_NONE &&
 		(kind == FILE_KIND_SEGMENT || kind == FILE_KIND_PARTIAL) &&
 		!is_valid_segment_size((uint64_t) st.st_size))
 		report_error("archive file \"%s\" has invalid size %llu bytes: a WAL segment must be a power of two between 1 MB and 1 GB",

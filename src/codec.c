@@ -1,0 +1,504 @@
+/*-------------------------------------------------------------------------
+ *
+ * codec.c
+ *	  Streaming compression and decompression (zstd, lz4 frame, gzip),
+ *	  shared by the module and the restore program.
+ *
+ * One interface over three libraries, so that the archive workers compress
+ * a WAL file, compare an existing compressed archive file with pg_wal, and
+ * pg_walvault_restore decompresses one, all through the same code.  A codec
+ * is created once per process and reused for every file:
+ * walvault_codec_start() begins a new stream, walvault_codec_feed() pushes
+ * input through it and hands every piece of output to a sink.
+ *
+ * What is written: a zstd frame with a content checksum, an lz4 frame (see
+ * walvault_codec_start() on its checksum), or a gzip member (its trailer
+ * has a CRC-32).  What is
+ * read: one or more such frames or members in a row, as the command-line
+ * tools accept; walvault_codec_finished() says whether the input ended at a
+ * frame boundary, so that a truncated file is never taken for a whole one.
+ *
+ * No PostgreSQL header is used here (see codec.h).
+ *
+ * src/codec.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lz4frame.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "codec.h"
+
+/*
+ * Output is staged in a buffer of this size before it goes to the sink.  It
+ * must hold what lz4 may give back for one piece of input: the piece plus
+ * the rest of a 256 kB block it had buffered.
+ */
+#define CODEC_BUFSIZE	(512 * 1024)
+/* lz4 input is compressed in pieces of this size (fastest here) */
+#define CODEC_LZ4_CHUNK (64 * 1024)
+
+struct WalvaultCodec
+{
+	WalvaultCodecMethod method;
+	bool		compress;
+	bool		started;		/* lz4: frame header written */
+	bool		done;			/* stream end written, or last frame read */
+	char	   *buf;
+	size_t		bufsize;
+	ZSTD_CCtx  *zstd_c;
+	ZSTD_DCtx  *zstd_d;
+	LZ4F_cctx  *lz4_c;
+	LZ4F_dctx  *lz4_d;
+	LZ4F_preferences_t lz4_prefs;
+	z_stream	zs;
+	bool		zs_ready;
+};
+
+static bool codec_step(WalvaultCodec *codec, const char **in, size_t *in_len,
+					   bool finish, size_t *out_len, const char **err);
+static bool codec_step_zstd(WalvaultCodec *codec, const char **in,
+							size_t *in_len, bool finish, size_t *out_len,
+							const char **err);
+static bool codec_step_lz4(WalvaultCodec *codec, const char **in,
+						   size_t *in_len, bool finish, size_t *out_len,
+						   const char **err);
+static bool codec_step_gzip(WalvaultCodec *codec, const char **in,
+							size_t *in_len, bool finish, size_t *out_len,
+							const char **err);
+
+/*
+ * Make a compressor (compress) or decompressor for method.  NULL when out of
+ * memory.  The libraries' own state is made by walvault_codec_start().
+ */
+WalvaultCodec *
+walvault_codec_create(WalvaultCodecMethod method, bool compress)
+{
+	WalvaultCodec *codec = calloc(1, sizeof(WalvaultCodec));
+
+	if (codec == NULL)
+		return NULL;
+	codec->method = method;
+	codec->compress = compress;
+	codec->bufsize = CODEC_BUFSIZE;
+	codec->buf = malloc(codec->bufsize);
+	if (codec->buf == NULL)
+	{
+		free(codec);
+		return NULL;
+	}
+	return codec;
+}
+
+void
+walvault_codec_free(WalvaultCodec *codec)
+{
+	if (codec == NULL)
+		return;
+	ZSTD_freeCCtx(codec->zstd_c);
+	ZSTD_freeDCtx(codec->zstd_d);
+	if (codec->lz4_c)
+		LZ4F_freeCompressionContext(codec->lz4_c);
+	if (codec->lz4_d)
+		LZ4F_freeDecompressionContext(codec->lz4_d);
+	if (codec->zs_ready)
+	{
+		if (codec->compress)
+			deflateEnd(&codec->zs);
+		else
+			inflateEnd(&codec->zs);
+	}
+	free(codec->buf);
+	free(codec);
+}
+
+/*
+ * Begin a new stream, forgetting whatever the previous one left (also after
+ * an error).  level is the compression level, the library's own scale; 0
+ * means its default (lz4: fast mode).  Ignored when decompressing.
+ */
+bool
+walvault_codec_start(WalvaultCodec *codec, int level, const char **err)
+{
+	size_t		rc;
+
+	codec->started = false;
+	codec->done = false;
+
+	switch (codec->method)
+	{
+		case WALVAULT_CODEC_NONE:
+			*err = "no compression method";
+			return false;
+
+		case WALVAULT_CODEC_ZSTD:
+			if (codec->compress)
+			{
+				if (codec->zstd_c == NULL &&
+					(codec->zstd_c = ZSTD_createCCtx()) == NULL)
+				{
+					*err = "out of memory";
+					return false;
+				}
+				rc = ZSTD_CCtx_reset(codec->zstd_c, ZSTD_reset_session_and_parameters);
+				if (!ZSTD_isError(rc))
+					rc = ZSTD_CCtx_setParameter(codec->zstd_c,
+												ZSTD_c_compressionLevel,
+												level == 0 ? ZSTD_CLEVEL_DEFAULT : level);
+				if (!ZSTD_isError(rc))
+					rc = ZSTD_CCtx_setParameter(codec->zstd_c,
+												ZSTD_c_checksumFlag, 1);
+			}
+			else
+			{
+				if (codec->zstd_d == NULL &&
+					(codec->zstd_d = ZSTD_createDCtx()) == NULL)
+				{
+					*err = "out of memory";
+					return false;
+				}
+				rc = ZSTD_DCtx_reset(codec->zstd_d, ZSTD_reset_session_only);
+			}
+			if (ZSTD_isError(rc))
+			{
+				*err = ZSTD_getErrorName(rc);
+				return false;
+			}
+			return true;
+
+		case WALVAULT_CODEC_LZ4:
+			if (codec->compress)
+			{
+				if (codec->lz4_c == NULL)
+				{
+					rc = LZ4F_createCompressionContext(&codec->lz4_c,
+													   LZ4F_VERSION);
+					if (LZ4F_isError(rc))
+					{
+						codec->lz4_c = NULL;
+						*err = LZ4F_getErrorName(rc);
+						return false;
+					}
+				}
+				/*
+				 * Frames as PostgreSQL's own lz4 users (pg_basebackup, the
+				 * server side of base backups) write them: 256 kB blocks, no
+				 * content checksum.  On our machines the checksum halved
+				 * the speed of lz4, the one method chosen for speed, and WAL
+				 * needs it less than most data: every WAL record carries a
+				 * CRC-32C that recovery checks.
+				 */
+				memset(&codec->lz4_prefs, 0, sizeof(codec->lz4_prefs));
+				codec->lz4_prefs.compressionLevel = level;
+				codec->lz4_prefs.frameInfo.blockSizeID = LZ4F_max256KB;
+				/* the staging buffer must hold the output of any piece */
+				if (LZ4F_compressBound(CODEC_LZ4_CHUNK, &codec->lz4_prefs) +
+					LZ4F_HEADER_SIZE_MAX > codec->bufsize)
+				{
+					*err = "lz4 output bound exceeds the buffer";
+					return false;
+				}
+			}
+			else
+			{
+				if (codec->lz4_d == NULL)
+				{
+					rc = LZ4F_createDecompressionContext(&codec->lz4_d,
+														 LZ4F_VERSION);
+					if (LZ4F_isError(rc))
+					{
+						codec->lz4_d = NULL;
+						*err = LZ4F_getErrorName(rc);
+						return false;
+					}
+				}
+				LZ4F_resetDecompressionContext(codec->lz4_d);
+			}
+			return true;
+
+		case WALVAULT_CODEC_GZIP:
+			if (codec->zs_ready)
+			{
+				/* a level is fixed at init: start over rather than reset */
+				if (codec->compress)
+					deflateEnd(&codec->zs);
+				else
+					inflateEnd(&codec->zs);
+				codec->zs_ready = false;
+			}
+			memset(&codec->zs, 0, sizeof(codec->zs));
+			/* 16 + MAX_WBITS: a gzip wrapper, not zlib or raw deflate */
+			if ((codec->compress ?
+				 deflateInit2(&codec->zs,
+							  level == 0 ? Z_DEFAULT_COMPRESSION : level,
+							  Z_DEFLATED, 16 + MAX_WBITS, 8,
+							  Z_DEFAULT_STRATEGY) :
+				 inflateInit2(&codec->zs, 16 + MAX_WBITS)) != Z_OK)
+			{
+				*err = codec->zs.msg ? codec->zs.msg : "out of memory";
+				return false;
+			}
+			codec->zs_ready = true;
+			return true;
+	}
+	*err = "unknown compression method";
+	return false;
+}
+
+/*
+ * Push in_len bytes through the codec and hand all output that results to
+ * sink.  finish (compressing only) says this is the last input: the stream
+ * is then ended.  Returns false with *err set when the library reports an
+ * error (corrupt input, when decompressing); returns true early, with the
+ * rest of the input ignored, when the sink asks to stop.
+ */
+bool
+walvault_codec_feed(WalvaultCodec *codec, const char *in, size_t in_len,
+					bool finish, WalvaultCodecSink sink, void *arg,
+					const char **err)
+{
+	for (;;)
+	{
+		size_t		out_len = 0;
+
+		if (!codec_step(codec, &in, &in_len, finish, &out_len, err))
+			return false;
+		if (out_len > 0 && !sink(arg, codec->buf, out_len))
+			return true;
+
+		/*
+		 * A full buffer may mean the library holds more output; otherwise
+		 * we are through once the input is used up (and, at the end, the
+		 * stream is closed).
+		 */
+		if (in_len == 0 && out_len < codec->bufsize &&
+			!(codec->compress && finish && !codec->done))
+			return true;
+	}
+}
+
+/*
+ * Compressing: was the end of the stream written?  Decompressing: did the
+ * input so far end exactly at the end of a frame?
+ */
+bool
+walvault_codec_finished(const WalvaultCodec *codec)
+{
+	return codec->done;
+}
+
+/* File name suffix of an archive file stored with method. */
+const char *
+walvault_codec_suffix(WalvaultCodecMethod method)
+{
+	switch (method)
+	{
+		case WALVAULT_CODEC_NONE:
+			return "";
+		case WALVAULT_CODEC_GZIP:
+			return ".gz";
+		case WALVAULT_CODEC_LZ4:
+			return ".lz4";
+		case WALVAULT_CODEC_ZSTD:
+			return ".zst";
+	}
+	return "";
+}
+
+const char *
+walvault_codec_name(WalvaultCodecMethod method)
+{
+	switch (method)
+	{
+		case WALVAULT_CODEC_NONE:
+			return "uncompressed";
+		case WALVAULT_CODEC_GZIP:
+			return "gzip";
+		case WALVAULT_CODEC_LZ4:
+			return "lz4";
+		case WALVAULT_CODEC_ZSTD:
+			return "zstd";
+	}
+	return "unknown";
+}
+
+/*
+ * One call into the library: consume what input it takes (advancing *in and
+ * *in_len), put what output it gives at the start of codec->buf.
+ */
+static bool
+codec_step(WalvaultCodec *codec, const char **in, size_t *in_len,
+		   bool finish, size_t *out_len, const char **err)
+{
+	switch (codec->method)
+	{
+		case WALVAULT_CODEC_ZSTD:
+			return codec_step_zstd(codec, in, in_len, finish, out_len, err);
+		case WALVAULT_CODEC_LZ4:
+			return codec_step_lz4(codec, in, in_len, finish, out_len, err);
+		case WALVAULT_CODEC_GZIP:
+			return codec_step_gzip(codec, in, in_len, finish, out_len, err);
+		case WALVAULT_CODEC_NONE:
+			break;
+	}
+	*err = "no compression method";
+	return false;
+}
+
+static bool
+codec_step_zstd(WalvaultCodec *codec, const char **in, size_t *in_len,
+				bool finish, size_t *out_len, const char **err)
+{
+	ZSTD_inBuffer zin = {*in, *in_len, 0};
+	ZSTD_outBuffer zout = {codec->buf, codec->bufsize, 0};
+	size_t		rc;
+
+	if (codec->compress)
+		rc = ZSTD_compressStream2(codec->zstd_c, &zout, &zin,
+								  finish ? ZSTD_e_end : ZSTD_e_continue);
+	else
+		rc = ZSTD_decompressStream(codec->zstd_d, &zout, &zin);
+	if (ZSTD_isError(rc))
+	{
+		*err = ZSTD_getErrorName(rc);
+		return false;
+	}
+
+	/*
+	 * 0 means: compressing with e_end, the frame is complete and flushed;
+	 * decompressing, a frame just ended.  A decompressing call that neither
+	 * consumed nor produced anything tells nothing about the frame (after a
+	 * complete frame it reports that the next header is wanted): ignore it.
+	 */
+	if (codec->compress)
+		codec->done = (finish && rc == 0);
+	else if (zin.pos > 0 || zout.pos > 0)
+		codec->done = (rc == 0);
+
+	*in += zin.pos;
+	*in_len -= zin.pos;
+	*out_len = zout.pos;
+	return true;
+}
+
+static bool
+codec_step_lz4(WalvaultCodec *codec, const char **in, size_t *in_len,
+			   bool finish, size_t *out_len, const char **err)
+{
+	size_t		rc;
+
+	if (!codec->compress)
+	{
+		size_t		src_size = *in_len;
+		size_t		dst_size = codec->bufsize;
+
+		rc = LZ4F_decompress(codec->lz4_d, codec->buf, &dst_size,
+							 *in, &src_size, NULL);
+		if (LZ4F_isError(rc))
+		{
+			*err = LZ4F_getErrorName(rc);
+			return false;
+		}
+		/* as for zstd, a call without progress says nothing */
+		if (src_size > 0 || dst_size > 0)
+			codec->done = (rc == 0);
+		*in += src_size;
+		*in_len -= src_size;
+		*out_len = dst_size;
+		return true;
+	}
+
+	*out_len = 0;
+	if (!codec->started)
+	{
+		rc = LZ4F_compressBegin(codec->lz4_c, codec->buf, codec->bufsize,
+								&codec->lz4_prefs);
+		if (LZ4F_isError(rc))
+		{
+			*err = LZ4F_getErrorName(rc);
+			return false;
+		}
+		codec->started = true;
+		*out_len = rc;
+	}
+
+	if (*in_len > 0)
+	{
+		size_t		n = *in_len < CODEC_LZ4_CHUNK ? *in_len : CODEC_LZ4_CHUNK;
+
+		rc = LZ4F_compressUpdate(codec->lz4_c, codec->buf + *out_len,
+								 codec->bufsize - *out_len, *in, n, NULL);
+		if (LZ4F_isError(rc))
+		{
+			*err = LZ4F_getErrorName(rc);
+			return false;
+		}
+		*in += n;
+		*in_len -= n;
+		*out_len += rc;
+	}
+	else if (finish && !codec->done)
+	{
+		rc = LZ4F_compressEnd(codec->lz4_c, codec->buf + *out_len,
+							  codec->bufsize - *out_len, NULL);
+		if (LZ4F_isError(rc))
+		{
+			*err = LZ4F_getErrorName(rc);
+			return false;
+		}
+		codec->done = true;
+		*out_len += rc;
+	}
+	return true;
+}
+
+static bool
+codec_step_gzip(WalvaultCodec *codec, const char **in, size_t *in_len,
+				bool finish, size_t *out_len, const char **err)
+{
+	z_stream   *zs = &codec->zs;
+	size_t		avail = *in_len < UINT_MAX ? *in_len : UINT_MAX;
+	int			rc;
+
+	/* input after the end of a member starts another member */
+	if (!codec->compress && codec->done && *in_len > 0)
+	{
+		if (inflateReset(zs) != Z_OK)
+		{
+			*err = "could not reset gzip decompression";
+			return false;
+		}
+		codec->done = false;
+	}
+
+	zs->next_in = (Bytef *) *in;
+	zs->avail_in = (uInt) avail;
+	zs->next_out = (Bytef *) codec->buf;
+	zs->avail_out = (uInt) codec->bufsize;
+
+	if (codec->compress)
+		rc = deflate(zs, finish ? Z_FINISH : Z_NO_FLUSH);
+	else if (codec->done)
+		rc = Z_STREAM_END;		/* nothing more to read: nothing to do */
+	else
+		rc = inflate(zs, Z_NO_FLUSH);
+
+	/* Z_BUF_ERROR only means that no progress was possible */
+	if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR)
+	{
+		*err = zs->msg ? zs->msg : "invalid gzip data";
+		return false;
+	}
+	if (rc == Z_STREAM_END)
+		codec->done = true;
+
+	*in += avail - zs->avail_in;
+	*in_len -= avail - zs->avail_in;
+	*out_len = codec->bufsize - zs->avail_out;
+	return true;
+}
