@@ -25,6 +25,15 @@ ALTER SYSTEM SET pg_walvault.worker_idle_timeout = '10ms';
 ALTER SYSTEM SET pg_walvault.stats_interval = '5ms';
 ALTER SYSTEM SET pg_walvault.history_size = 5;
 ALTER SYSTEM SET pg_walvault.save_stats = 'maybe';
+ALTER SYSTEM SET pg_walvault.compression = 'brotli';
+ALTER SYSTEM SET pg_walvault.compression = 'zstd:level=99';
+ALTER SYSTEM SET pg_walvault.compression = 'lz4:13';
+ALTER SYSTEM SET pg_walvault.compression = 'gzip:fast';
+ALTER SYSTEM SET pg_walvault.compression = 'gzip:level';
+ALTER SYSTEM SET pg_walvault.compression = 'zstd:workers=4';
+ALTER SYSTEM SET pg_walvault.compression = 'none:1';
+ALTER SYSTEM SET pg_walvault.compression = 'off:1';
+ALTER SYSTEM SET pg_walvault.compression = '';
 -- only postgresql.conf and a reload change them, not SET
 SET pg_walvault.max_workers = 2;
 -- the prefix is reserved: a typo is an error, not a silent placeholder
@@ -33,6 +42,12 @@ SET pg_walvault.max_worker = 2;
 -- a valid value is accepted (and then taken back)
 ALTER SYSTEM SET pg_walvault.archive_directory = '/var/lib/postgresql/archive';
 ALTER SYSTEM RESET pg_walvault.archive_directory;
+ALTER SYSTEM SET pg_walvault.compression = 'zstd';
+ALTER SYSTEM SET pg_walvault.compression = 'zstd:level=-5';
+ALTER SYSTEM SET pg_walvault.compression = 'lz4:12';
+ALTER SYSTEM SET pg_walvault.compression = 'gzip:9';
+ALTER SYSTEM SET pg_walvault.compression = 'none';
+ALTER SYSTEM RESET pg_walvault.compression;
 
 -- reset: everything, the counters, or a clear error
 SELECT pg_stat_walvault_reset();

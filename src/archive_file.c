@@ -58,6 +58,7 @@ walvault_archive_file_guarded(const char *file, const char *path,
 	MemoryContext oldcontext;
 	TimestampTz ready_since;
 	volatile uint64 bytes = 0;
+	uint64		stored = 0;
 	volatile bool ok = false;
 
 	if (afile_context == NULL)
@@ -84,7 +85,8 @@ walvault_archive_file_guarded(const char *file, const char *path,
 					 errhint("Set pg_walvault.archive_directory in postgresql.conf and reload the server.")));
 
 		bytes = walvault_copy_to_directory(file, path,
-										   walvault_archive_directory);
+										   walvault_archive_directory,
+										   &stored);
 		ok = true;
 	}
 	PG_CATCH();
@@ -108,7 +110,7 @@ walvault_archive_file_guarded(const char *file, const char *path,
 	PG_END_TRY();
 
 	if (ok)
-		walvault_count_success(slot, file, bytes, bytes, ready_since);
+		walvault_count_success(slot, file, bytes, stored, ready_since);
 
 	walvault_slot_set_state(slot, WALVAULT_SLOT_IDLE, NULL);
 	MemoryContextSwitchTo(oldcontext);

@@ -6,7 +6,7 @@
  * pg_walvault is written against PostgreSQL 15.  The archive module API
  * changed in 16 (callbacks take an ArchiveModuleState, the init function
  * returns a const struct, the header moved) and the set-returning-function
- * helper was renamed.  The rest of the code uses only the names defined
+ * helper was renamed; GUC memory got its own allocator in 16.  The rest of the code uses only the names defined
  * here, so porting means editing this file alone.
  *
  * src/compat.h
@@ -48,6 +48,16 @@
 #else
 #define walvault_checkpoint_count(cp) \
 	((uint64) ((cp)->timed_checkpoints + (cp)->requested_checkpoints))
+#endif
+
+/*
+ * Memory for a GUC check hook's extra: plain malloc() until 16, which frees
+ * it with its own guc_free() and wants guc_malloc().
+ */
+#if PG_VERSION_NUM >= 160000
+#define walvault_guc_malloc(size)	guc_malloc(LOG, (size))
+#else
+#define walvault_guc_malloc(size)	malloc(size)
 #endif
 
 #endif							/* WALVAULT_COMPAT_H */

@@ -1,15 +1,24 @@
 /*-------------------------------------------------------------------------
  *
  * copy_directory.c
- *	  Durable copy of one WAL file into pg_walvault.archive_directory.
+ *	  Durable copy of one WAL file into pg_walvault.archive_directory,
+ *	  compressed or not.
  *
  * A file counts as archived only once it is durable: it is written to a
  * temporary file in the archive directory (mode 0600, a name private to this
  * process), then durable_rename() fsyncs it, renames it into place and
- * fsyncs the directory.  A file that is already in the archive is never
- * overwritten: the server asks again for a file that was archived just
- * before a crash (the .done was not yet written), so identical content is
- * success, and different content is an error that leaves both files alone.
+ * fsyncs the directory.  With pg_walvault.compression set, the stored file
+ * is the compressed stream, named with the method's suffix (.zst, .lz4,
+ * .gz), which pg_walvault_restore recognises.
+ *
+ * A file that is already in the archive is never overwritten: the server
+ * asks again for a file that was archived just before a crash (the .done
+ * was not yet written), so identical content is success, and different
+ * content is an error that leaves both files alone.  "Already in the
+ * archive" means under any of the names pg_walvault_restore would look for,
+ * in its order: the compression setting may have changed since, and two
+ * copies with different content must never exist.  A compressed copy is
+ * compared by decompressing it.
  *
  * Errors are raised with ereport(ERROR); the caller (archive_file.c) traps
  * them.  A temporary file left by an error or by process exit is removed by
@@ -38,58 +47,120 @@
 /* start writeback of the destination every this many bytes */
 #define CDIR_FLUSH_BYTES	(2 * 1024 * 1024)
 
+/* Names a file may have in the archive, in pg_walvault_restore's order. */
+static const WalvaultCodecMethod cdir_lookup_order[] = {
+	WALVAULT_CODEC_NONE, WALVAULT_CODEC_ZSTD, WALVAULT_CODEC_LZ4,
+	WALVAULT_CODEC_GZIP
+};
+
+/* An open destination file, with its early-writeback position. */
+typedef struct CdirDest
+{
+	int			fd;
+	const char *path;
+	uint64		written;
+	uint64		flushed;
+} CdirDest;
+
+/* Comparison of decompressed output with the source file. */
+typedef struct CdirCompare
+{
+	int			fd;
+	const char *path;
+	bool		equal;
+} CdirCompare;
+
 /* Temporary file that exists while a copy is under way, "" otherwise. */
 static char cdir_temp_path[MAXPGPATH] = "";
 /* I/O buffers, allocated once per process. */
 static char *cdir_buf = NULL;
 static char *cdir_buf2 = NULL;
+/* Codecs, made once per process when first needed, by method. */
+static WalvaultCodec *cdir_compressors[WALVAULT_CODEC_ZSTD + 1];
+static WalvaultCodec *cdir_decompressors[WALVAULT_CODEC_ZSTD + 1];
 
 static void cdir_ensure_buffers(void);
 static bool cdir_files_equal(const char *path1, const char *path2);
+static bool cdir_compressed_equal(const char *src, const char *archived,
+								  WalvaultCodecMethod method);
 static uint64 cdir_copy(const char *src, const char *dst);
+static uint64 cdir_compress(const char *src, const char *dst,
+							const WalvaultCompression *compression,
+							uint64 *stored);
+static WalvaultCodec *cdir_codec(WalvaultCodecMethod method, bool compress,
+								 int level);
+static bool cdir_write_sink(void *arg, const char *data, size_t len);
+static bool cdir_compare_sink(void *arg, const char *data, size_t len);
 static size_t cdir_transfer(int fd, const char *path, char *buf, size_t len,
 							 bool writing);
 static ssize_t cdir_copy_chunk(int srcfd, const char *src, int dstfd,
 							   const char *dst);
+static void cdir_dest_written(CdirDest *dest, size_t len);
+static int	cdir_open(const char *path, int flags);
 
 /*
  * Copy the WAL file at path (relative to the data directory) into dir under
- * the name file.  Returns the number of bytes archived.
+ * the name file (plus the suffix of the compression method).  Returns the
+ * number of bytes archived; *stored gets the size of the archive file.
  */
 uint64
-walvault_copy_to_directory(const char *file, const char *path, const char *dir)
+walvault_copy_to_directory(const char *file, const char *path, const char *dir,
+						   uint64 *stored)
 {
+	WalvaultCompression compression = walvault_compression;
 	char		dest[MAXPGPATH];
 	struct stat st;
 	uint64		bytes;
 
 	cdir_ensure_buffers();
-	snprintf(dest, sizeof(dest), "%s/%s", dir, file);
 
-	if (stat(dest, &st) == 0)
+	for (int i = 0; i < lengthof(cdir_lookup_order); i++)
 	{
-		if (cdir_files_equal(path, dest))
-		{
-			ereport(DEBUG1,
-					(errmsg("archive file \"%s\" already exists with identical content",
-							dest)));
-			return (uint64) st.st_size;
-		}
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_FILE),
-				 errmsg("archive file \"%s\" already exists with different content",
-						dest),
-				 errdetail("The file in the archive is never overwritten; the WAL file stays in pg_wal."),
-				 errhint("Check whether another cluster archives into the same directory.")));
-	}
-	else if (errno != ENOENT)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat file \"%s\": %m", dest)));
+		WalvaultCodecMethod method = cdir_lookup_order[i];
+		bool		equal;
 
+		snprintf(dest, sizeof(dest), "%s/%s%s", dir, file,
+				 walvault_codec_suffix(method));
+		if (stat(dest, &st) != 0)
+		{
+			if (errno != ENOENT)
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not stat file \"%s\": %m", dest)));
+			continue;
+		}
+
+		if (method == WALVAULT_CODEC_NONE)
+			equal = cdir_files_equal(path, dest);
+		else
+			equal = cdir_compressed_equal(path, dest, method);
+		if (!equal)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_FILE),
+					 errmsg("archive file \"%s\" already exists with different content",
+							dest),
+					 errdetail("The file in the archive is never overwritten; the WAL file stays in pg_wal."),
+					 errhint("Check whether another cluster archives into the same directory.")));
+
+		ereport(DEBUG1,
+				(errmsg("archive file \"%s\" already exists with identical content",
+						dest)));
+		if (stat(path, &st) != 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not stat file \"%s\": %m", path)));
+		*stored = 0;			/* nothing was written */
+		return (uint64) st.st_size;
+	}
+
+	snprintf(dest, sizeof(dest), "%s/%s%s", dir, file,
+			 walvault_codec_suffix(compression.method));
 	snprintf(cdir_temp_path, sizeof(cdir_temp_path), "%s/.%s.walvault.%d.tmp",
 			 dir, file, MyProcPid);
-	bytes = cdir_copy(path, cdir_temp_path);
+	if (compression.method == WALVAULT_CODEC_NONE)
+		*stored = bytes = cdir_copy(path, cdir_temp_path);
+	else
+		bytes = cdir_compress(path, cdir_temp_path, &compression, stored);
 
 	/* fsyncs the file, renames it, fsyncs the directory */
 	(void) durable_rename(cdir_temp_path, dest, ERROR);
@@ -222,28 +293,11 @@ static uint64
 cdir_copy(const char *src, const char *dst)
 {
 	int			srcfd;
-	int			dstfd;
-	uint64		total = 0;
-	uint64		flushed = 0;
+	CdirDest	dest = {-1, dst, 0, 0};
 	bool		in_kernel = true;
 
-	srcfd = OpenTransientFile(src, O_RDONLY | PG_BINARY);
-	if (srcfd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\": %m", src)));
-
-	dstfd = OpenTransientFilePerm(dst, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY,
-								  S_IRUSR | S_IWUSR);
-	if (dstfd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create file \"%s\": %m", dst)));
-
-#ifdef USE_POSIX_FADVISE
-	(void) posix_fadvise(srcfd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	(void) posix_fadvise(srcfd, 0, 0, POSIX_FADV_WILLNEED);
-#endif
+	srcfd = cdir_open(src, O_RDONLY);
+	dest.fd = cdir_open(dst, O_WRONLY | O_CREAT | O_TRUNC);
 
 	for (;;)
 	{
@@ -253,7 +307,7 @@ cdir_copy(const char *src, const char *dst)
 		if (in_kernel)
 		{
 			pgstat_report_wait_start(WAIT_EVENT_COPY_FILE_WRITE);
-			n = copy_file_range(srcfd, NULL, dstfd, NULL, CDIR_BUFSIZE, 0);
+			n = copy_file_range(srcfd, NULL, dest.fd, NULL, CDIR_BUFSIZE, 0);
 			pgstat_report_wait_end();
 			if (n < 0 && errno == EINTR)
 				continue;
@@ -270,27 +324,143 @@ cdir_copy(const char *src, const char *dst)
 		in_kernel = false;
 #endif
 		if (!in_kernel)
-			n = cdir_copy_chunk(srcfd, src, dstfd, dst);
+			n = cdir_copy_chunk(srcfd, src, dest.fd, dst);
 		if (n == 0)
 			break;
-		total += n;
-
-		if (total - flushed >= CDIR_FLUSH_BYTES)
-		{
-			pg_flush_data(dstfd, flushed, total - flushed);
-			flushed = total;
-		}
+		cdir_dest_written(&dest, n);
 	}
 
-	if (CloseTransientFile(dstfd) != 0)
+	if (CloseTransientFile(dest.fd) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not close file \"%s\": %m", dst)));
-	if (CloseTransientFile(srcfd) != 0)
+	CloseTransientFile(srcfd);
+	return dest.written;
+}
+
+/*
+ * Compress src into dst.  Read-ahead and early writeback as in cdir_copy();
+ * the data goes through our buffer and the codec.  Returns the bytes read;
+ * *stored gets the bytes written.
+ */
+static uint64
+cdir_compress(const char *src, const char *dst,
+			  const WalvaultCompression *compression, uint64 *stored)
+{
+	WalvaultCodec *codec;
+	int			srcfd;
+	CdirDest	dest = {-1, dst, 0, 0};
+	uint64		total = 0;
+	bool		finish = false;
+	const char *err;
+
+	codec = cdir_codec(compression->method, true, compression->level);
+	srcfd = cdir_open(src, O_RDONLY);
+	dest.fd = cdir_open(dst, O_WRONLY | O_CREAT | O_TRUNC);
+
+	while (!finish)
+	{
+		size_t		n = cdir_transfer(srcfd, src, cdir_buf, CDIR_BUFSIZE, false);
+
+		finish = (n < CDIR_BUFSIZE);
+		total += n;
+		if (!walvault_codec_feed(codec, cdir_buf, n, finish,
+								 cdir_write_sink, &dest, &err))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not compress file \"%s\" with %s: %s",
+							src, walvault_codec_name(compression->method),
+							err)));
+	}
+
+	if (CloseTransientFile(dest.fd) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not close file \"%s\": %m", src)));
+				 errmsg("could not close file \"%s\": %m", dst)));
+	CloseTransientFile(srcfd);
+	*stored = dest.written;
 	return total;
+}
+
+/*
+ * The codec for method, made on first use and kept for the life of the
+ * process, started on a new stream.
+ */
+static WalvaultCodec *
+cdir_codec(WalvaultCodecMethod method, bool compress, int level)
+{
+	WalvaultCodec **codec = compress ? &cdir_compressors[method] :
+		&cdir_decompressors[method];
+	const char *err;
+
+	if (*codec == NULL)
+	{
+		*codec = walvault_codec_create(method, compress);
+		if (*codec == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
+	}
+	if (!walvault_codec_start(*codec, level, &err))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not start %s %s: %s",
+						walvault_codec_name(method),
+						compress ? "compression" : "decompression", err)));
+	return *codec;
+}
+
+/* Codec sink: append to the destination file. */
+static bool
+cdir_write_sink(void *arg, const char *data, size_t len)
+{
+	CdirDest   *dest = (CdirDest *) arg;
+
+	(void) cdir_transfer(dest->fd, dest->path, (char *) data, len, true);
+	cdir_dest_written(dest, len);
+	return true;
+}
+
+/* Count bytes written to dest; start their writeback now and then. */
+static void
+cdir_dest_written(CdirDest *dest, size_t len)
+{
+	dest->written += len;
+	if (dest->written - dest->flushed >= CDIR_FLUSH_BYTES)
+	{
+		pg_flush_data(dest->fd, dest->flushed, dest->written - dest->flushed);
+		dest->flushed = dest->written;
+	}
+}
+
+/*
+ * Open path for copying: a new file is private to the server's user, and a
+ * source is announced for sequential read-ahead of the whole file.
+ */
+static int
+cdir_open(const char *path, int flags)
+{
+	int			fd;
+
+	fd = OpenTransientFilePerm(path, flags | PG_BINARY, S_IRUSR | S_IWUSR);
+	if (fd < 0)
+	{
+		if (flags & O_CREAT)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not create file \"%s\": %m", path)));
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\": %m", path)));
+	}
+#ifdef USE_POSIX_FADVISE
+	if ((flags & O_ACCMODE) == O_RDONLY)
+	{
+		(void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+		(void) posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+	}
+#endif
+	return fd;
 }
 
 /* Copy one buffer's worth through user space; returns bytes copied. */
@@ -312,16 +482,8 @@ cdir_files_equal(const char *path1, const char *path2)
 	struct stat st2;
 	bool		equal = true;
 
-	fd1 = OpenTransientFile(path1, O_RDONLY | PG_BINARY);
-	if (fd1 < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\": %m", path1)));
-	fd2 = OpenTransientFile(path2, O_RDONLY | PG_BINARY);
-	if (fd2 < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\": %m", path2)));
+	fd1 = cdir_open(path1, O_RDONLY);
+	fd2 = cdir_open(path2, O_RDONLY);
 
 	if (fstat(fd1, &st1) != 0 || fstat(fd2, &st2) != 0)
 		ereport(ERROR,
@@ -345,4 +507,72 @@ cdir_files_equal(const char *path1, const char *path2)
 	CloseTransientFile(fd1);
 	CloseTransientFile(fd2);
 	return equal;
+}
+
+/*
+ * Does the compressed archive file hold exactly the content of src?  A file
+ * that does not decompress (corrupt, truncated) does not.
+ */
+static bool
+cdir_compressed_equal(const char *src, const char *archived,
+					  WalvaultCodecMethod method)
+{
+	WalvaultCodec *codec = cdir_codec(method, false, 0);
+	CdirCompare cmp;
+	int			fd;
+	size_t		n;
+	const char *err;
+
+	cmp.fd = cdir_open(src, O_RDONLY);
+	cmp.path = src;
+	cmp.equal = true;
+	fd = cdir_open(archived, O_RDONLY);
+
+	while (cmp.equal &&
+		   (n = cdir_transfer(fd, archived, cdir_buf, CDIR_BUFSIZE, false)) > 0)
+	{
+		if (!walvault_codec_feed(codec, cdir_buf, n, false,
+								 cdir_compare_sink, &cmp, &err))
+		{
+			ereport(LOG,
+					(errmsg("archive file \"%s\" cannot be decompressed with %s: %s",
+							archived, walvault_codec_name(method), err)));
+			cmp.equal = false;
+		}
+	}
+	/* a complete compressed stream, and all of the source */
+	if (cmp.equal && !walvault_codec_finished(codec))
+	{
+		ereport(LOG,
+				(errmsg("archive file \"%s\" is truncated", archived)));
+		cmp.equal = false;
+	}
+	if (cmp.equal && cdir_transfer(cmp.fd, src, cdir_buf2, 1, false) != 0)
+		cmp.equal = false;
+
+	CloseTransientFile(fd);
+	CloseTransientFile(cmp.fd);
+	return cmp.equal;
+}
+
+/* Codec sink: compare decompressed data with the next bytes of the source. */
+static bool
+cdir_compare_sink(void *arg, const char *data, size_t len)
+{
+	CdirCompare *cmp = (CdirCompare *) arg;
+
+	while (len > 0)
+	{
+		size_t		want = Min(len, CDIR_BUFSIZE);
+
+		if (cdir_transfer(cmp->fd, cmp->path, cdir_buf2, want, false) != want ||
+			memcmp(cdir_buf2, data, want) != 0)
+		{
+			cmp->equal = false;
+			return false;
+		}
+		data += want;
+		len -= want;
+	}
+	return true;
 }

@@ -19,9 +19,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/compression.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "compat.h"
 #include "pg_walvault.h"
 
 char	   *walvault_archive_directory = NULL;
@@ -32,6 +34,8 @@ int			walvault_readahead = 64;
 int			walvault_stats_interval = 10000;
 int			walvault_history_size = 1440;
 bool		walvault_save_stats = true;
+char	   *walvault_compression_string = NULL;
+WalvaultCompression walvault_compression = {WALVAULT_CODEC_NONE, 0};
 
 /*
  * Room kept after the directory name for "/", a file name and the suffix of
@@ -41,6 +45,9 @@ bool		walvault_save_stats = true;
 
 static bool guc_check_archive_directory(char **newval, void **extra,
 										GucSource source);
+static bool guc_check_compression(char **newval, void **extra,
+								  GucSource source);
+static void guc_assign_compression(const char *newval, void *extra);
 
 void
 walvault_define_gucs(void)
@@ -117,6 +124,16 @@ walvault_define_gucs(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomStringVariable("pg_walvault.compression",
+							   "Compression of archived WAL files.",
+							   "off, or a method (zstd, lz4, gzip) with an optional level, as in \"zstd:3\" or \"zstd:level=3\".",
+							   &walvault_compression_string,
+							   "off",
+							   PGC_SIGHUP,
+							   0,
+							   guc_check_compression, guc_assign_compression,
+							   NULL);
+
 	MarkGUCPrefixReserved("pg_walvault");
 }
 
@@ -145,6 +162,78 @@ guc_check_archive_directory(char **newval, void **extra, GucSource source)
 	}
 
 	return true;
+}
+
+/*
+ * pg_walvault.compression takes the form pg_basebackup's --compress does,
+ * METHOD[:DETAIL], parsed and validated by PostgreSQL's own code so that
+ * levels mean what they mean there.  "off" and "none" store files as they
+ * are.  The parsed setting travels to the assign hook as extra.
+ */
+static bool
+guc_check_compression(char **newval, void **extra, GucSource source)
+{
+	char	   *value;
+	char	   *detail;
+	pg_compress_algorithm algorithm;
+	pg_compress_specification spec;
+	char	   *error;
+	WalvaultCompression *result;
+
+	value = pstrdup(*newval ? *newval : "");
+	detail = strchr(value, ':');
+	if (detail != NULL)
+		*detail++ = '\0';
+
+	if (pg_strcasecmp(value, "off") == 0 && detail == NULL)
+		algorithm = PG_COMPRESSION_NONE;
+	else if (!parse_compress_algorithm(value, &algorithm))
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("unrecognized compression method \"%s\"", value);
+		GUC_check_errhint("Valid methods are \"zstd\", \"lz4\" and \"gzip\", or \"off\".");
+		return false;
+	}
+
+	parse_compress_specification(algorithm, detail, &spec);
+	error = validate_compress_specification(&spec);
+	if (error == NULL && (spec.options & PG_COMPRESSION_OPTION_WORKERS) != 0)
+		error = _("compression option \"workers\" is not supported: each archive worker compresses one file at a time");
+	if (error != NULL)
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("invalid pg_walvault.compression \"%s\"", *newval);
+		GUC_check_errdetail("%s", error);
+		return false;
+	}
+
+	result = walvault_guc_malloc(sizeof(WalvaultCompression));
+	if (result == NULL)
+		return false;
+	switch (spec.algorithm)
+	{
+		case PG_COMPRESSION_NONE:
+			result->method = WALVAULT_CODEC_NONE;
+			break;
+		case PG_COMPRESSION_GZIP:
+			result->method = WALVAULT_CODEC_GZIP;
+			break;
+		case PG_COMPRESSION_LZ4:
+			result->method = WALVAULT_CODEC_LZ4;
+			break;
+		case PG_COMPRESSION_ZSTD:
+			result->method = WALVAULT_CODEC_ZSTD;
+			break;
+	}
+	result->level = spec.level;
+	*extra = result;
+	return true;
+}
+
+static void
+guc_assign_compression(const char *newval, void *extra)
+{
+	walvault_compression = *(WalvaultCompression *) extra;
 }
 
 /*

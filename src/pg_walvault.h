@@ -15,6 +15,8 @@
  *						queue, read-ahead, wait, fallback
  *	archive_file.c		archive one file with an error trap, count it
  *	copy_directory.c	durable copy of one file into archive_directory
+ *	codec.c				streaming zstd/lz4/gzip, shared with the restore
+ *						program
  *	collector.c			dynamic background worker: samples statistics
  *						into the history ring
  *	history.c			the history ring, a DSM segment of its own
@@ -30,10 +32,18 @@
 #define PG_WALVAULT_H
 
 #include "postmaster/bgworker.h"
+#include "codec.h"
 #include "walvault_shmem.h"
 
 #define WALVAULT_MAX_READAHEAD		1024
 #define WALVAULT_MAX_WORKERS		256
+
+/* pg_walvault.compression, parsed */
+typedef struct WalvaultCompression
+{
+	WalvaultCodecMethod method;
+	int			level;			/* the library's scale; 0 = its default */
+} WalvaultCompression;
 
 /* GUCs (guc.c) */
 extern char *walvault_archive_directory;
@@ -44,6 +54,8 @@ extern int	walvault_readahead;
 extern int	walvault_stats_interval;
 extern int	walvault_history_size;
 extern bool walvault_save_stats;
+extern char *walvault_compression_string;
+extern WalvaultCompression walvault_compression;
 
 extern void walvault_define_gucs(void);
 extern bool walvault_directory_usable(const char *dir, int elevel);
@@ -84,7 +96,7 @@ extern bool walvault_is_archivable_name(const char *file);
 
 /* copy_directory.c */
 extern uint64 walvault_copy_to_directory(const char *file, const char *path,
-										 const char *dir);
+										 const char *dir, uint64 *stored);
 extern void walvault_copy_abort(void);
 extern void walvault_remove_stale_temp_files(const char *dir);
 
