@@ -313,7 +313,13 @@ cdir_copy(const char *src, const char *dst)
 				continue;
 			if (n < 0 && (errno == EXDEV || errno == ENOSYS ||
 						  errno == EINVAL || errno == EOPNOTSUPP))
-				in_kernel = false;	/* not here: use our buffer */
+			{
+				/* not here (another file system, say): use our buffer */
+				ereport(DEBUG1,
+						(errmsg_internal("copy_file_range from \"%s\" to \"%s\" is not possible (%m), copying through a buffer",
+										 src, dst)));
+				in_kernel = false;
+			}
 			else if (n < 0)
 				ereport(ERROR,
 						(errcode_for_file_access(),
