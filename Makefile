@@ -19,9 +19,9 @@ OBJS = \
 PGFILEDESC = "pg_walvault - parallel WAL archiving"
 
 EXTENSION = pg_walvault
-DATA = sql/pg_walvault--1.0.sql
+DATA = sql/pg_walvault--1.0.sql sql/pg_walvault--1.1.sql sql/pg_walvault--1.0--1.1.sql
 
-REGRESS = pg_walvault contract
+REGRESS = pg_walvault contract upgrade
 REGRESS_OPTS = --temp-config=$(srcdir)/sql/regress.conf --temp-instance=./tmp_check
 TAP_TESTS = 1
 

@@ -10,20 +10,22 @@ RESET client_min_messages;
 \pset format unaligned
 \pset tuples_only on
 
-SELECT plan(81);
+SELECT plan(82);
 
 -- views
 SELECT has_view('pg_stat_walvault');
 SELECT has_view('pg_stat_walvault_workers');
 SELECT columns_are('pg_stat_walvault', ARRAY[
-    'archived_count', 'archived_bytes', 'failed_count', 'last_archived_wal',
-    'last_archived_time', 'last_failed_wal', 'last_failed_time', 'last_error',
+    'archived_count', 'archived_bytes', 'stored_bytes', 'failed_count',
+    'last_archived_wal', 'last_archived_time', 'last_failed_wal',
+    'last_failed_time', 'last_error',
     'pending_count', 'in_progress_count', 'active_workers',
     'archived_bytes_per_sec_1m', 'archived_bytes_per_sec_5m',
     'archive_lag_bytes', 'archive_latency_p50_ms', 'archive_latency_p99_ms',
     'stats_reset']);
 SELECT col_type_is('pg_stat_walvault', 'archived_count', 'bigint');
 SELECT col_type_is('pg_stat_walvault', 'archived_bytes', 'bigint');
+SELECT col_type_is('pg_stat_walvault', 'stored_bytes', 'bigint');
 SELECT col_type_is('pg_stat_walvault', 'failed_count', 'bigint');
 SELECT col_type_is('pg_stat_walvault', 'last_archived_wal', 'text');
 SELECT col_type_is('pg_stat_walvault', 'last_archived_time', 'timestamp with time zone');

@@ -27,13 +27,26 @@
 #include "pg_walvault.h"
 
 PG_FUNCTION_INFO_V1(pg_walvault_stats);
+PG_FUNCTION_INFO_V1(pg_walvault_stats_1_1);
 PG_FUNCTION_INFO_V1(pg_walvault_workers);
 PG_FUNCTION_INFO_V1(pg_walvault_history);
 PG_FUNCTION_INFO_V1(pg_walvault_reset);
 
-#define VIEWS_STATS_COLS	17
+/* pg_walvault_stats() columns: 1.1 added stored_bytes */
+#define VIEWS_STATS_COLS_1_0	17
+#define VIEWS_STATS_COLS	18
+
+/* SQL API versions whose functions this library serves */
+typedef enum ViewsApiVersion
+{
+	VIEWS_API_1_0,
+	VIEWS_API_1_1
+} ViewsApiVersion;
+
 #define VIEWS_WORKER_COLS	13
 #define VIEWS_HISTORY_COLS	15
+
+static Datum views_stats(FunctionCallInfo fcinfo, ViewsApiVersion api);
 
 static Datum
 views_text_or_null(const char *s, bool *isnull)
@@ -120,10 +133,24 @@ views_latency_percentile(double fraction, bool *isnull)
 
 /*
  * One row: the cumulative counters, what is in flight, how many workers
- * run, rates and latency.
+ * run, rates and latency.  The library serves the function of every SQL
+ * version of the extension, so that a new library works before ALTER
+ * EXTENSION ... UPDATE has run.
  */
 Datum
 pg_walvault_stats(PG_FUNCTION_ARGS)
+{
+	return views_stats(fcinfo, VIEWS_API_1_0);
+}
+
+Datum
+pg_walvault_stats_1_1(PG_FUNCTION_ARGS)
+{
+	return views_stats(fcinfo, VIEWS_API_1_1);
+}
+
+static Datum
+views_stats(FunctionCallInfo fcinfo, ViewsApiVersion api)
 {
 	TupleDesc	tupdesc;
 	Datum		values[VIEWS_STATS_COLS];
@@ -141,6 +168,7 @@ pg_walvault_stats(PG_FUNCTION_ARGS)
 	int64		pending;
 	uint64		lag;
 	int			i;
+	int			c;
 
 	walvault_require_preload();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -170,23 +198,43 @@ pg_walvault_stats(PG_FUNCTION_ARGS)
 	}
 	LWLockRelease(walvault_shared->lock);
 
-	values[0] = Int64GetDatum(pg_atomic_read_u64(&walvault_shared->archived_count));
-	values[1] = Int64GetDatum(pg_atomic_read_u64(&walvault_shared->archived_bytes));
-	values[2] = Int64GetDatum(pg_atomic_read_u64(&walvault_shared->failed_count));
-	values[3] = views_text_or_null(last_archived_wal, &nulls[3]);
-	values[4] = views_time_or_null(last_archived_time, &nulls[4]);
-	values[5] = views_text_or_null(last_failed_wal, &nulls[5]);
-	values[6] = views_time_or_null(last_failed_time, &nulls[6]);
-	values[7] = views_text_or_null(last_error, &nulls[7]);
-	values[8] = Int64GetDatum(pending);
-	values[9] = Int64GetDatum(in_progress);
-	values[10] = Int32GetDatum(active_workers);
-	values[11] = views_rate(now, 60, &nulls[11]);
-	values[12] = views_rate(now, 300, &nulls[12]);
-	values[13] = Int64GetDatum((int64) lag);
-	values[14] = views_latency_percentile(0.50, &nulls[14]);
-	values[15] = views_latency_percentile(0.99, &nulls[15]);
-	values[16] = TimestampTzGetDatum(stats_reset);
+	if (tupdesc->natts != (api == VIEWS_API_1_0 ?
+						   VIEWS_STATS_COLS_1_0 : VIEWS_STATS_COLS))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_walvault_stats() does not match the installed pg_walvault library"),
+				 errhint("Run ALTER EXTENSION pg_walvault UPDATE.")));
+
+	c = 0;
+	values[c++] = Int64GetDatum(pg_atomic_read_u64(&walvault_shared->archived_count));
+	values[c++] = Int64GetDatum(pg_atomic_read_u64(&walvault_shared->archived_bytes));
+	if (api >= VIEWS_API_1_1)
+		values[c++] = Int64GetDatum(pg_atomic_read_u64(&walvault_shared->stored_bytes));
+	values[c++] = Int64GetDatum(pg_atomic_read_u64(&walvault_shared->failed_count));
+	values[c] = views_text_or_null(last_archived_wal, &nulls[c]);
+	c++;
+	values[c] = views_time_or_null(last_archived_time, &nulls[c]);
+	c++;
+	values[c] = views_text_or_null(last_failed_wal, &nulls[c]);
+	c++;
+	values[c] = views_time_or_null(last_failed_time, &nulls[c]);
+	c++;
+	values[c] = views_text_or_null(last_error, &nulls[c]);
+	c++;
+	values[c++] = Int64GetDatum(pending);
+	values[c++] = Int64GetDatum(in_progress);
+	values[c++] = Int32GetDatum(active_workers);
+	values[c] = views_rate(now, 60, &nulls[c]);
+	c++;
+	values[c] = views_rate(now, 300, &nulls[c]);
+	c++;
+	values[c++] = Int64GetDatum((int64) lag);
+	values[c] = views_latency_percentile(0.50, &nulls[c]);
+	c++;
+	values[c] = views_latency_percentile(0.99, &nulls[c]);
+	c++;
+	values[c++] = TimestampTzGetDatum(stats_reset);
+	Assert(c == tupdesc->natts);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
