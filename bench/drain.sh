@@ -52,7 +52,11 @@ declare -A DESC=(
 	[cp_sync]="archive_command cp + \`sync DIR/%f DIR\` (fsync file + dir)"
 	[walvault_4]="pg_walvault, max_workers=4, min_workers=4"
 	[walvault_0]="pg_walvault, max_workers=0 (archiver archives serially)"
+	[walvault_4_lz4]="pg_walvault, max_workers=4, min_workers=4, compression=lz4"
+	[walvault_4_zstd]="pg_walvault, max_workers=4, min_workers=4, compression=zstd:1"
 )
+# suffix of the archived file name, by configuration
+declare -A SUFFIX=([walvault_4_lz4]=.lz4 [walvault_4_zstd]=.zst)
 read -r -a CONFIG_LIST <<<"$CONFIGS"
 ((${#CONFIG_LIST[@]} > 0)) || die "CONFIGS is empty"
 for c in "${CONFIG_LIST[@]}"; do
@@ -159,12 +163,16 @@ start_settings() { # config datadir: archive library / command, NOT configured
 			echo "basic_archive.archive_directory = ''" ;;
 		cp | cp_sync)
 			echo "archive_command = ''" ;;
-		walvault_4)
+		walvault_4*)
 			echo "shared_preload_libraries = 'pg_walvault'"
 			echo "archive_library = 'pg_walvault'"
 			echo "pg_walvault.archive_directory = ''"
 			echo "pg_walvault.max_workers = 4"
-			echo "pg_walvault.min_workers = 4" ;;
+			echo "pg_walvault.min_workers = 4"
+			case $c in
+			walvault_4_lz4) echo "pg_walvault.compression = 'lz4'" ;;
+			walvault_4_zstd) echo "pg_walvault.compression = 'zstd:1'" ;;
+			esac ;;
 		walvault_0)
 			echo "shared_preload_libraries = 'pg_walvault'"
 			echo "archive_library = 'pg_walvault'"
@@ -297,7 +305,7 @@ disk_probe() {
 }
 
 # ------------------------------------------------------------- one run ----
-declare -A RUN_SECS RUN_SEGS
+declare -A RUN_SECS RUN_SEGS STORED_MIB
 DETAIL_ROWS=()
 LOAD_MAX=0
 RUN_NO=0
@@ -330,7 +338,7 @@ run_one() { # config rep pos
 
 	if [[ $c == walvault_* ]]; then
 		psql_run -c "CREATE EXTENSION IF NOT EXISTS pg_walvault"
-		if [[ $c == walvault_4 ]]; then
+		if [[ $c == walvault_4* ]]; then
 			local i n=0
 			for ((i = 0; i < 300; i++)); do
 				n=$(psql_run -c "SELECT count(*) FROM pg_stat_walvault_workers WHERE role = 'archive worker' AND state = 'idle'")
@@ -363,24 +371,38 @@ run_one() { # config rep pos
 	secs=$(time_drain "$d") || die "$c: drain failed (server log: $r/server.log)"
 
 	# ---- verify: every segment that was ready is archived, full size ----
-	local f missing=0 badsize=0 size first last narch
+	# (compressed: every segment present under its suffix, the first and
+	# last restored with pg_walvault_restore and compared)
+	local f missing=0 badsize=0 size first last narch sfx=${SUFFIX[$c]:-} stored_mib=
 	while read -r f; do
-		if [[ ! -f $a/$f ]]; then
+		if [[ ! -f $a/$f$sfx ]]; then
 			missing=$((missing + 1))
-		elif [[ $f =~ ^[0-9A-F]{24}$ ]]; then
+		elif [[ -z $sfx && $f =~ ^[0-9A-F]{24}$ ]]; then
 			size=$(stat -c %s "$a/$f")
 			((size == SEG_MB * 1048576)) || badsize=$((badsize + 1))
 		fi
 	done <"$r/ready.list"
-	narch=$(count_archived "$a")
+	narch=$(count_archived "$a" "$sfx")
 	first=$(head -1 "$r/ready.list")
 	last=$(tail -1 "$r/ready.list")
 	((missing == 0 && badsize == 0)) ||
 		die "$c: VERIFY FAILED: $missing of $ready ready segments missing from the archive, $badsize of wrong size"
 	((narch >= ready)) || die "$c: VERIFY FAILED: archive holds $narch segments, $ready were ready"
 	for f in "$first" "$last"; do
-		[[ -f $d/pg_wal/$f ]] && { cmp -s "$d/pg_wal/$f" "$a/$f" || die "$c: VERIFY FAILED: archived $f differs from pg_wal/$f"; }
+		[[ -f $d/pg_wal/$f ]] || continue
+		if [[ -n $sfx ]]; then
+			as_pg "$PG_BINDIR/pg_walvault_restore" -d "$a" "$f" "$WORK/verify.seg" ||
+				die "$c: VERIFY FAILED: pg_walvault_restore could not restore $f"
+			cmp -s "$d/pg_wal/$f" "$WORK/verify.seg" || die "$c: VERIFY FAILED: restored $f differs from pg_wal/$f"
+			rm -f "$WORK/verify.seg"
+		else
+			cmp -s "$d/pg_wal/$f" "$a/$f" || die "$c: VERIFY FAILED: archived $f differs from pg_wal/$f"
+		fi
 	done
+	if [[ -n $sfx ]]; then
+		stored_mib=$(du -sm --apparent-size "$a" | cut -f1)
+		STORED_MIB[$c]+="$stored_mib "
+	fi
 	local ndone=("$d"/pg_wal/archive_status/*.done)
 	((${#ndone[@]} >= ready)) || die "$c: VERIFY FAILED: only ${#ndone[@]} .done files for $ready ready segments"
 
@@ -482,17 +504,21 @@ SO_INFO_END=$(so_info)
 	done
 	echo
 	echo "MiB/s = segments/s × $SEG_MB MiB (whole segment files are copied). Ratios are of the median rates."
+	for c in "${CONFIG_LIST[@]}"; do
+		[[ -n ${STORED_MIB[$c]+x} ]] || continue
+		echo "$c stored $(echo "${STORED_MIB[$c]}" | xargs | sed 's/ /, /g') MiB in the archive per run, for $(printf "%.0f" "$(calc "${READY_COUNTS%%,*} * $SEG_MB")") MiB of WAL."
+	done
 	if [[ " ${CONFIG_LIST[*]} " == *" cp "* ]]; then
 		echo "\`cp\` is PostgreSQL's documented example command: it does not fsync, so a file it reports archived may be lost in a crash; it is shown for reference only."
 	fi
 	VERDICT_FAIL=0
-	if [[ -n ${MED_RATE[basic_archive]+x} ]] && [[ -n ${MED_RATE[walvault_4]+x} || -n ${MED_RATE[walvault_0]+x} ]]; then
+	if [[ -n ${MED_RATE[basic_archive]+x} ]] && [[ -n ${MED_RATE[walvault_4]+x} || -n ${MED_RATE[walvault_0]+x} || -n ${MED_RATE[walvault_4_lz4]+x} || -n ${MED_RATE[walvault_4_zstd]+x} ]]; then
 		echo
 		echo "**Acceptance criteria** (ratio of median drain rates, same run):"
 		echo
 		echo "| criterion | required | measured | result |"
 		echo "|---|---:|---:|---|"
-		for pair in "walvault_4:1.5" "walvault_0:0.95"; do
+		for pair in "walvault_4:1.5" "walvault_4_lz4:1.5" "walvault_4_zstd:1.5" "walvault_0:0.95"; do
 			c=${pair%%:*}
 			need=${pair#*:}
 			[[ -n ${MED_RATE[$c]+x} ]] || continue
