@@ -117,7 +117,8 @@ walvault_coordinator_main(Datum main_arg)
 	coord_forget_unstarted();
 	pgstat_report_activity(STATE_RUNNING, "managing the archive worker pool");
 
-	if (walvault_directory_usable(walvault_archive_directory, WARNING))
+	walvault_check_target(WARNING);
+	if (walvault_archive_target() == WALVAULT_TARGET_DIRECTORY)
 		walvault_remove_stale_temp_files(walvault_archive_directory);
 
 	for (;;)
@@ -146,7 +147,8 @@ walvault_coordinator_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			if (walvault_directory_usable(walvault_archive_directory, WARNING))
+			walvault_check_target(WARNING);
+			if (walvault_archive_target() == WALVAULT_TARGET_DIRECTORY)
 				walvault_remove_stale_temp_files(walvault_archive_directory);
 			/* a new pool size may let us try again at once */
 			coord_warned_no_slot = false;
@@ -239,6 +241,7 @@ coord_manage_pool(void)
 	int			min_workers = walvault_effective_min_workers(nworker_slots);
 	WalvaultQueueEntry *queue = walvault_queue(coord_dsm);
 	int			live = 0;
+	int			exiting = 0;
 	int			idle = 0;
 	int			queued = 0;
 	int			surplus;
@@ -255,6 +258,17 @@ coord_manage_pool(void)
 	{
 		WalvaultSlot *slot = &coord_dsm->slots[i];
 
+		/*
+		 * A slot freed by a process that has not finished exiting is not
+		 * refilled yet: its replacement starts once the postmaster reports
+		 * the exit (bgw_notify_pid wakes us), in the same slot, so that the
+		 * slot's restarts stay visible.
+		 */
+		if (slot->state == WALVAULT_SLOT_FREE && coord_handles[i] != NULL)
+		{
+			exiting++;
+			continue;
+		}
 		if (slot->state == WALVAULT_SLOT_FREE || slot->stop_requested)
 			continue;
 		live++;
@@ -294,7 +308,7 @@ coord_manage_pool(void)
 		walvault_set_latch(wake[i]);
 
 	want = Max(min_workers, Min(max_workers, live + Max(0, queued - idle)));
-	for (i = live; i < want; i++)
+	for (i = live + exiting; i < want; i++)
 	{
 		if (!coord_start_worker())
 			return true;
