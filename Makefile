@@ -10,6 +10,7 @@ OBJS = \
 	src/archive_module.o \
 	src/archive_file.o \
 	src/copy_directory.o \
+	src/archive_command.o \
 	src/codec.o \
 	src/collector.o \
 	src/history.o \

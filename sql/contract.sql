@@ -10,7 +10,7 @@ RESET client_min_messages;
 \pset format unaligned
 \pset tuples_only on
 
-SELECT plan(82);
+SELECT plan(83);
 
 -- views
 SELECT has_view('pg_stat_walvault');
@@ -105,6 +105,7 @@ SELECT is((SELECT setting || unit FROM pg_settings WHERE name = 'pg_walvault.sta
 SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.history_size'), '1440', 'history_size defaults to 1440');
 SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.save_stats'), 'on', 'save_stats defaults to on');
 SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.compression'), 'off', 'compression defaults to off');
+SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.archive_command'), '', 'archive_command defaults to empty');
 SELECT is((SELECT count(*)::int FROM pg_settings WHERE name LIKE 'pg_walvault.%' AND context <> 'sighup'), 0, 'every parameter can be changed with a reload');
 
 -- error messages a user can hit

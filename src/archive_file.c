@@ -2,7 +2,8 @@
  *
  * archive_file.c
  *	  Archive one file, whoever asks: an archive worker, or the archiver
- *	  itself when no worker can.
+ *	  itself when no worker can; into the archive directory, or through the
+ *	  archive command.
  *
  * The same function serves both so that a file archived by the fallback is
  * archived exactly as a worker would.  It traps every ERROR: in PostgreSQL
@@ -20,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "access/xlog_internal.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "utils/memutils.h"
@@ -77,16 +79,30 @@ walvault_archive_file_guarded(const char *file, const char *path,
 					(errcode(ERRCODE_INVALID_NAME),
 					 errmsg("\"%s\" is not the name of a WAL file", file),
 					 errdetail("pg_walvault archives only WAL segments, timeline history files, backup history files and partial segments.")));
-		if (walvault_archive_directory == NULL ||
-			walvault_archive_directory[0] == '\0')
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("pg_walvault.archive_directory is not set"),
-					 errhint("Set pg_walvault.archive_directory in postgresql.conf and reload the server.")));
-
-		bytes = walvault_copy_to_directory(file, path,
-										   walvault_archive_directory,
-										   &stored);
+		switch (walvault_archive_target())
+		{
+			case WALVAULT_TARGET_NONE:
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("neither pg_walvault.archive_directory nor pg_walvault.archive_command is set"),
+						 errhint("Set one of them in postgresql.conf and reload the server.")));
+				break;
+			case WALVAULT_TARGET_BOTH:
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("both pg_walvault.archive_directory and pg_walvault.archive_command are set"),
+						 errhint("Set only one of them in postgresql.conf and reload the server.")));
+				break;
+			case WALVAULT_TARGET_DIRECTORY:
+				bytes = walvault_copy_to_directory(file, path,
+												   walvault_archive_directory,
+												   &stored);
+				break;
+			case WALVAULT_TARGET_COMMAND:
+				/* what the command stores is its business */
+				bytes = stored = walvault_run_archive_command(file, path);
+				break;
+		}
 		ok = true;
 	}
 	PG_CATCH();
@@ -116,6 +132,73 @@ walvault_archive_file_guarded(const char *file, const char *path,
 	MemoryContextSwitchTo(oldcontext);
 	MemoryContextReset(afile_context);
 	return ok;
+}
+
+/* Where files go, from pg_walvault.archive_directory and archive_command. */
+WalvaultTarget
+walvault_archive_target(void)
+{
+	bool		dir = (walvault_archive_directory != NULL &&
+					   walvault_archive_directory[0] != '\0');
+	bool		cmd = (walvault_archive_command != NULL &&
+					   walvault_archive_command[0] != '\0');
+
+	if (dir && cmd)
+		return WALVAULT_TARGET_BOTH;
+	if (dir)
+		return WALVAULT_TARGET_DIRECTORY;
+	if (cmd)
+		return WALVAULT_TARGET_COMMAND;
+	return WALVAULT_TARGET_NONE;
+}
+
+/*
+ * A hash of where files go.  A file a worker archived while the setting
+ * changed is archived again to the new place (see archive_module.c).
+ */
+uint32
+walvault_target_hash(void)
+{
+	uint32		h;
+
+	h = hash_bytes((const unsigned char *) walvault_archive_directory,
+				   strlen(walvault_archive_directory));
+	return hash_combine(h,
+						hash_bytes((const unsigned char *) walvault_archive_command,
+								   strlen(walvault_archive_command)));
+}
+
+/*
+ * Say at elevel what is wrong with where files would go now: both places
+ * set, an unusable directory, or compression that cannot apply.  Called at start and at every reload, so
+ * that a DBA learns of it before the first file fails.
+ */
+void
+walvault_check_target(int elevel)
+{
+	switch (walvault_archive_target())
+	{
+		case WALVAULT_TARGET_BOTH:
+			ereport(elevel,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("both pg_walvault.archive_directory and pg_walvault.archive_command are set"),
+					 errdetail("No file is archived until one of them is removed; WAL files stay in pg_wal."),
+					 errhint("Set only one of them in postgresql.conf and reload the server.")));
+			break;
+		case WALVAULT_TARGET_DIRECTORY:
+			(void) walvault_directory_usable(walvault_archive_directory, elevel);
+			break;
+		case WALVAULT_TARGET_COMMAND:
+			if (walvault_compression.method != WALVAULT_CODEC_NONE)
+				ereport(elevel,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("pg_walvault.compression has no effect with pg_walvault.archive_command"),
+						 errdetail("Files are handed to the command as they are in pg_wal."),
+						 errhint("Compress in the command, or set pg_walvault.compression to off.")));
+			break;
+		case WALVAULT_TARGET_NONE:
+			break;
+	}
 }
 
 /* When did the server mark file ready?  0 if we cannot tell. */

@@ -37,7 +37,6 @@
 #include "postgres.h"
 
 #include "access/xlog_internal.h"
-#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
@@ -72,7 +71,6 @@ static void am_free(WalvaultQueueEntry *e);
 static bool am_pool_available(WalvaultDsm *dsm, bool *workers_exist);
 static void am_wake_pool(WalvaultDsm *dsm);
 static void am_readahead(WalvaultDsm *dsm, const char *file);
-static uint32 am_dir_hash(void);
 static bool am_archive_self(const char *file, const char *path);
 
 #if PG_VERSION_NUM >= 160000
@@ -97,7 +95,7 @@ _PG_archive_module_init(ArchiveModuleCallbacks *cb)
 				 errmsg("pg_walvault is archiving without parallel workers"),
 				 errdetail("pg_walvault is set as archive_library but is not in shared_preload_libraries, so the archiver archives every file itself."),
 				 errhint("Add pg_walvault to shared_preload_libraries and restart the server to archive in parallel.")));
-		(void) walvault_directory_usable(walvault_archive_directory, WARNING);
+		walvault_check_target(WARNING);
 	}
 
 	am_context = AllocSetContextCreate(TopMemoryContext,
@@ -116,8 +114,7 @@ _PG_archive_module_init(ArchiveModuleCallbacks *cb)
 static bool
 am_check_configured(WALVAULT_ARCHIVE_STATE_PARAM)
 {
-	return walvault_archive_directory != NULL &&
-		walvault_archive_directory[0] != '\0';
+	return walvault_archive_target() != WALVAULT_TARGET_NONE;
 }
 
 static bool
@@ -160,7 +157,7 @@ am_on_exit(int code, Datum arg)
 static bool
 am_archive_via_pool(WalvaultDsm *dsm, const char *file, const char *path)
 {
-	uint32		dir_hash = am_dir_hash();
+	uint32		target_hash = walvault_target_hash();
 	WalvaultQueueEntry *e;
 	TimestampTz waiting_since = GetCurrentTimestamp();
 	bool		latch_reset = false;
@@ -168,7 +165,8 @@ am_archive_via_pool(WalvaultDsm *dsm, const char *file, const char *path)
 
 	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
 	e = am_find(dsm, file);
-	if (e != NULL && e->status == WALVAULT_ENTRY_DONE && e->dir_hash == dir_hash)
+	if (e != NULL && e->status == WALVAULT_ENTRY_DONE &&
+		e->target_hash == target_hash)
 	{
 		/* archived ahead; keep the workers fed while the archiver catches up */
 		am_free(e);
@@ -209,9 +207,9 @@ am_archive_via_pool(WalvaultDsm *dsm, const char *file, const char *path)
 		LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
 		Assert(strcmp(e->fname, file) == 0);
 		status = e->status;
-		if (status == WALVAULT_ENTRY_DONE && e->dir_hash != dir_hash)
+		if (status == WALVAULT_ENTRY_DONE && e->target_hash != target_hash)
 		{
-			/* archive_directory changed while a worker was at it */
+			/* where files go changed while a worker was at it */
 			e->status = status = WALVAULT_ENTRY_QUEUED;
 		}
 		if (status == WALVAULT_ENTRY_DONE || status == WALVAULT_ENTRY_FAILED)
@@ -310,7 +308,7 @@ am_alloc(WalvaultDsm *dsm, const char *file)
 			e->status = WALVAULT_ENTRY_QUEUED;
 			e->requested = false;
 			e->slot = -1;
-			e->dir_hash = 0;
+			e->target_hash = 0;
 			e->seq = dsm->next_seq++;
 			return e;
 		}
@@ -512,11 +510,4 @@ am_readahead(WalvaultDsm *dsm, const char *file)
 	LWLockRelease(walvault_shared->lock);
 
 	MemoryContextSwitchTo(oldcontext);
-}
-
-static uint32
-am_dir_hash(void)
-{
-	return hash_bytes((const unsigned char *) walvault_archive_directory,
-					  strlen(walvault_archive_directory));
 }

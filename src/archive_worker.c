@@ -26,7 +26,6 @@
 #include "postgres.h"
 
 #include "access/xlog_internal.h"
-#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/interrupt.h"
@@ -42,7 +41,7 @@ static int	aw_slotno = -1;
 
 static void aw_on_exit(int code, Datum arg);
 static bool aw_take_next(char *fname);
-static void aw_finish(const char *fname, bool ok, uint32 dir_hash);
+static void aw_finish(const char *fname, bool ok, uint32 target_hash);
 static bool aw_should_stop(void);
 static bool aw_retire(void);
 
@@ -95,14 +94,13 @@ walvault_archive_worker_main(Datum main_arg)
 		if (aw_take_next(fname))
 		{
 			char		path[MAXPGPATH];
-			uint32		dir_hash;
+			uint32		target_hash;
 			bool		ok;
 
 			snprintf(path, sizeof(path), XLOGDIR "/%s", fname);
-			dir_hash = hash_bytes((const unsigned char *) walvault_archive_directory,
-								  strlen(walvault_archive_directory));
+			target_hash = walvault_target_hash();
 			ok = walvault_archive_file_guarded(fname, path, slot);
-			aw_finish(fname, ok, dir_hash);
+			aw_finish(fname, ok, target_hash);
 			idle_since = GetCurrentTimestamp();
 			continue;
 		}
@@ -174,7 +172,7 @@ aw_take_next(char *fname)
 
 /* Record the result and wake the archiver if it waits for this file. */
 static void
-aw_finish(const char *fname, bool ok, uint32 dir_hash)
+aw_finish(const char *fname, bool ok, uint32 target_hash)
 {
 	WalvaultQueueEntry *queue = walvault_queue(aw_dsm);
 	int			archiver = -1;
@@ -190,7 +188,7 @@ aw_finish(const char *fname, bool ok, uint32 dir_hash)
 		{
 			e->status = ok ? WALVAULT_ENTRY_DONE : WALVAULT_ENTRY_FAILED;
 			e->slot = -1;
-			e->dir_hash = dir_hash;
+			e->target_hash = target_hash;
 			if (e->requested)
 				archiver = walvault_shared->archiver_pgprocno;
 			break;

@@ -27,6 +27,7 @@
 #include "pg_walvault.h"
 
 char	   *walvault_archive_directory = NULL;
+char	   *walvault_archive_command = NULL;
 int			walvault_max_workers = 4;
 int			walvault_min_workers = 1;
 int			walvault_worker_idle_timeout = 60000;
@@ -60,6 +61,15 @@ walvault_define_gucs(void)
 							   PGC_SIGHUP,
 							   0,
 							   guc_check_archive_directory, NULL, NULL);
+
+	DefineCustomStringVariable("pg_walvault.archive_command",
+							   "Shell command run by the archive workers to archive a WAL file, instead of copying it into pg_walvault.archive_directory.",
+							   "%p is replaced by the path of the file, %f by its name, %% by a percent sign. Exit status 0 must mean the file is durable.",
+							   &walvault_archive_command,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("pg_walvault.max_workers",
 							"Maximum number of archive worker processes.",

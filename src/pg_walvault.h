@@ -15,6 +15,7 @@
  *						queue, read-ahead, wait, fallback
  *	archive_file.c		archive one file with an error trap, count it
  *	copy_directory.c	durable copy of one file into archive_directory
+ *	archive_command.c	archive one file by running archive_command
  *	codec.c				streaming zstd/lz4/gzip, shared with the restore
  *						program
  *	collector.c			dynamic background worker: samples statistics
@@ -45,8 +46,18 @@ typedef struct WalvaultCompression
 	int			level;			/* the library's scale; 0 = its default */
 } WalvaultCompression;
 
+/* Where files go (archive_file.c) */
+typedef enum WalvaultTarget
+{
+	WALVAULT_TARGET_NONE,		/* not configured: the server keeps WAL */
+	WALVAULT_TARGET_DIRECTORY,	/* pg_walvault.archive_directory */
+	WALVAULT_TARGET_COMMAND,	/* pg_walvault.archive_command */
+	WALVAULT_TARGET_BOTH		/* both set: an error for every file */
+} WalvaultTarget;
+
 /* GUCs (guc.c) */
 extern char *walvault_archive_directory;
+extern char *walvault_archive_command;
 extern int	walvault_max_workers;
 extern int	walvault_min_workers;
 extern int	walvault_worker_idle_timeout;
@@ -93,6 +104,12 @@ extern const char *walvault_state_name(WalvaultSlotState state);
 extern bool walvault_archive_file_guarded(const char *file, const char *path,
 										  WalvaultSlot *slot);
 extern bool walvault_is_archivable_name(const char *file);
+extern WalvaultTarget walvault_archive_target(void);
+extern uint32 walvault_target_hash(void);
+extern void walvault_check_target(int elevel);
+
+/* archive_command.c */
+extern uint64 walvault_run_archive_command(const char *file, const char *path);
 
 /* copy_directory.c */
 extern uint64 walvault_copy_to_directory(const char *file, const char *path,

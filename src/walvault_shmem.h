@@ -123,9 +123,9 @@ typedef struct WalvaultQueueEntry
 	bool		requested;		/* the archiver is waiting for this one: take
 								 * it first, and wake the archiver when done */
 	int			slot;			/* slot archiving it, -1 if none */
-	uint32		dir_hash;		/* hash of archive_directory it was archived
-								 * to: a DONE entry counts only for the
-								 * directory the archiver uses now */
+	uint32		target_hash;	/* walvault_target_hash() when it was
+								 * archived: a DONE entry counts only for
+								 * where files go now */
 	uint64		seq;			/* enqueue order: oldest first */
 	char		fname[WALVAULT_FNAME_LEN];
 } WalvaultQueueEntry;
