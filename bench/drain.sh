@@ -24,7 +24,7 @@ record_knobs SEGMENTS REPEAT CONFIGS BACKLOG BENCH_DIR PG_BINDIR PORT SHARED_BUF
 
 SEGMENTS=${SEGMENTS:-128}
 REPEAT=${REPEAT:-5}
-CONFIGS=${CONFIGS:-basic_archive cp cp_sync walvault_4 walvault_0}
+CONFIGS=${CONFIGS:-basic_archive cp cp_sync walvault_4 walvault_4_lz4 walvault_4_cmd walvault_0}
 BACKLOG=${BACKLOG:-clone}           # clone | generate
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 PORT=${PORT:-54600}
@@ -54,6 +54,7 @@ declare -A DESC=(
 	[walvault_0]="pg_walvault, max_workers=0 (archiver archives serially)"
 	[walvault_4_lz4]="pg_walvault, max_workers=4, min_workers=4, compression=lz4"
 	[walvault_4_zstd]="pg_walvault, max_workers=4, min_workers=4, compression=zstd:1"
+	[walvault_4_cmd]="pg_walvault, max_workers=4, min_workers=4, archive_command = cp_sync's command"
 )
 # suffix of the archived file name, by configuration
 declare -A SUFFIX=([walvault_4_lz4]=.lz4 [walvault_4_zstd]=.zst)
@@ -183,6 +184,10 @@ start_settings() { # config datadir: archive library / command, NOT configured
 	} | as_pg tee -a "$d/postgresql.conf" >/dev/null
 }
 
+sync_command() { # archivedir: copy, then fsync the file and the directory
+	echo "test ! -f $1/%f && cp %p $1/%f && sync $1/%f $1"
+}
+
 archive_settings() { # config datadir archivedir: what the reload turns on
 	local c=$1 d=$2 a=$3
 	{
@@ -191,7 +196,8 @@ archive_settings() { # config datadir archivedir: what the reload turns on
 		case $c in
 		basic_archive) echo "basic_archive.archive_directory = '$a'" ;;
 		cp) echo "archive_command = 'test ! -f $a/%f && cp %p $a/%f'" ;;
-		cp_sync) echo "archive_command = 'test ! -f $a/%f && cp %p $a/%f && sync $a/%f $a'" ;;
+		cp_sync) echo "archive_command = '$(sync_command "$a")'" ;;
+		walvault_4_cmd) echo "pg_walvault.archive_command = '$(sync_command "$a")'" ;;
 		walvault_*) echo "pg_walvault.archive_directory = '$a'" ;;
 		esac
 	} | as_pg tee -a "$d/postgresql.conf" >/dev/null
@@ -527,6 +533,10 @@ SO_INFO_END=$(so_info)
 			((SEGMENTS >= 100)) || res="$res (invalid: SEGMENTS < 100)"
 			printf '| %s vs basic_archive | ≥ %.2f× | %.2f× | **%s** |\n' "${DESC[$c]}" "$need" "$r" "$res"
 		done
+	fi
+	if [[ -n ${MED_RATE[cp_sync]+x} && -n ${MED_RATE[walvault_4_cmd]+x} ]]; then
+		echo
+		echo "**The same command, serial and parallel**: \`walvault_4_cmd\` runs cp_sync's archive_command in 4 workers; $(printf '%.2f' "$(calc "${MED_RATE[walvault_4_cmd]} / ${MED_RATE[cp_sync]}")")× the rate of the server's archive_command running it (median rates, same run)."
 	fi
 	echo
 	all_runs_details "| rep | # | configuration | segments | s | segments/s | MiB/s | load1 | pg_walvault files per process |" \
