@@ -20,7 +20,7 @@ OBJS = \
 PGFILEDESC = "pg_walvault - parallel WAL archiving"
 
 EXTENSION = pg_walvault
-DATA = sql/pg_walvault--1.0.sql sql/pg_walvault--1.1.sql sql/pg_walvault--1.0--1.1.sql
+DATA = sql/pg_walvault--1.0.sql sql/pg_walvault--1.0--1.1.sql
 
 REGRESS = pg_walvault contract upgrade
 REGRESS_OPTS = --temp-config=$(srcdir)/sql/regress.conf --temp-instance=./tmp_check
