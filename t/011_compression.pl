@@ -135,6 +135,15 @@ $node->poll_query_until('postgres',
 ok($node->log_contains(qr/archive file ".*\.lz4" cannot be decompressed with lz4: /),
 	'a copy that does not decompress is reported as such');
 is(-s $victim, 160, 'the undecodable copy is not overwritten');
+
+# and for a valid lz4 file that holds another segment
+$failed = $node->safe_psql('postgres', 'SELECT failed_count FROM pg_stat_walvault');
+copy("$archive/$lz4[2].lz4", $victim) or die $!;
+make_segments($node, 1);
+$node->poll_query_until('postgres',
+	"SELECT failed_count > $failed AND last_error LIKE '%$lz4[1].lz4\" already exists with different content' FROM pg_stat_walvault")
+  or die 'copy of another segment not reported';
+ok(1, 'a compressed copy of other content is reported as different');
 rename("$victim.good", $victim) or die $!;
 wait_all_archived($node);
 ok(1, 'archived once the copy in the archive is right again');
