@@ -165,7 +165,8 @@ count_ready() { # datadir
 }
 
 count_archived() { # dir [suffix]: WAL segments in the archive directory
-	find "$1" -maxdepth 1 -type f -regextype posix-extended -regex ".*/[0-9A-F]{24}${2//./\\.}" | wc -l
+	local sfx=${2:-}
+	find "$1" -maxdepth 1 -type f -regextype posix-extended -regex ".*/[0-9A-F]{24}${sfx//./\\.}" | wc -l
 }
 
 SHUTDOWN_FATAL_RE='FATAL: +terminating background worker .* due to administrator command'
