@@ -41,6 +41,7 @@ archive_mode = on
 archive_library = 'pg_walvault'
 pg_walvault.archive_directory = '$demo/archive'
 pg_walvault.max_workers = 4
+pg_walvault.compression = 'lz4'
 pg_walvault.stats_interval = '1s'
 CONF
 as_user "'$bindir/pg_ctl' -D '$demo/data' -l '$demo/server.log' -w start" >/dev/null
@@ -51,7 +52,11 @@ echo "== pgbench: initializing and running 20 seconds of load"
 as_user "'$bindir/pgbench' -h '$demo' -p $PORT -i -s 20 -q postgres" >/dev/null 2>&1
 as_user "'$bindir/pgbench' -h '$demo' -p $PORT -T 20 -c 4 postgres" | grep -E '^(tps|number of transactions actually)'
 psql_demo "-q -c 'SELECT pg_switch_wal()'" >/dev/null
-sleep 2
+# wait (at most 30 s) until the archive has caught up
+for _ in $(seq 150); do
+	[ "$(psql_demo "-At -c 'SELECT pending_count + in_progress_count FROM pg_stat_walvault'")" = 0 ] && break
+	sleep 0.2
+done
 
 echo "== pg_stat_walvault"
 psql_demo "-x -c 'SELECT * FROM pg_stat_walvault'"
@@ -59,6 +64,8 @@ echo "== pg_stat_walvault_workers"
 psql_demo "-c 'SELECT worker_id, pid, role, state, current_file, files_archived, bytes_archived, failures, restarts FROM pg_stat_walvault_workers'"
 echo "== pg_stat_walvault_history (last 10 samples)"
 psql_demo "-c 'SELECT sample_time, wal_bytes, archived_count, archived_bytes, pending_count, archive_lag_bytes, round(archived_bytes_per_sec) AS archived_bps FROM pg_stat_walvault_history ORDER BY sample_time DESC LIMIT 10'"
-echo "== archive directory: $(ls "$demo/archive" | wc -l) files"
+echo "== archive directory: $(ls "$demo/archive" | wc -l) files (lz4), $(du -sm --apparent-size "$demo/archive" | cut -f1) MB"
+newest=$(ls "$demo/archive" | sort | tail -1)
+as_user "'$bindir/pg_walvault_restore' -v -d '$demo/archive' '${newest%.lz4}' '$demo/restored.seg'"
 [ "${KEEP:-0}" = 1 ] && echo "cluster left running in $demo (port $PORT)"
 exit 0
