@@ -120,10 +120,14 @@ walvault_codec_free(WalvaultCodec *codec)
 /*
  * Begin a new stream, forgetting whatever the previous one left (also after
  * an error).  level is the compression level, the library's own scale; 0
- * means its default (lz4: fast mode).  Ignored when decompressing.
+ * means its default (lz4: fast mode).  size, when not 0, is the exact size
+ * of the input to come: zstd then sizes its tables to it (at level 22 a
+ * 16 MB segment needs a fraction of the 700 MB it would take otherwise) and
+ * records it in the frame.  Both are ignored when decompressing.
  */
 bool
-walvault_codec_start(WalvaultCodec *codec, int level, const char **err)
+walvault_codec_start(WalvaultCodec *codec, int level, size_t size,
+					 const char **err)
 {
 	size_t		rc;
 
@@ -153,6 +157,8 @@ walvault_codec_start(WalvaultCodec *codec, int level, const char **err)
 				if (!ZSTD_isError(rc))
 					rc = ZSTD_CCtx_setParameter(codec->zstd_c,
 												ZSTD_c_checksumFlag, 1);
+				if (!ZSTD_isError(rc) && size > 0)
+					rc = ZSTD_CCtx_setPledgedSrcSize(codec->zstd_c, size);
 			}
 			else
 			{

@@ -37,7 +37,7 @@ extern WalvaultCodec *walvault_codec_create(WalvaultCodecMethod method,
 											bool compress);
 extern void walvault_codec_free(WalvaultCodec *codec);
 extern bool walvault_codec_start(WalvaultCodec *codec, int level,
-								 const char **err);
+								 size_t size, const char **err);
 extern bool walvault_codec_feed(WalvaultCodec *codec, const char *in,
 								size_t in_len, bool finish,
 								WalvaultCodecSink sink, void *arg,

@@ -88,7 +88,7 @@ static uint64 cdir_compress(const char *src, const char *dst,
 							const WalvaultCompression *compression,
 							uint64 *stored);
 static WalvaultCodec *cdir_codec(WalvaultCodecMethod method, bool compress,
-								 int level);
+								 int level, size_t size);
 static bool cdir_write_sink(void *arg, const char *data, size_t len);
 static bool cdir_compare_sink(void *arg, const char *data, size_t len);
 static size_t cdir_transfer(int fd, const char *path, char *buf, size_t len,
@@ -355,13 +355,20 @@ cdir_compress(const char *src, const char *dst,
 {
 	WalvaultCodec *codec;
 	int			srcfd;
+	struct stat st;
 	CdirDest	dest = {-1, dst, 0, 0};
 	uint64		total = 0;
 	bool		finish = false;
 	const char *err;
 
-	codec = cdir_codec(compression->method, true, compression->level);
 	srcfd = cdir_open(src, O_RDONLY);
+	if (fstat(srcfd, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", src)));
+	/* a WAL file the server hands us no longer changes: its size is exact */
+	codec = cdir_codec(compression->method, true, compression->level,
+					   (size_t) st.st_size);
 	dest.fd = cdir_open(dst, O_WRONLY | O_CREAT | O_TRUNC);
 
 	while (!finish)
@@ -390,10 +397,11 @@ cdir_compress(const char *src, const char *dst,
 
 /*
  * The codec for method, made on first use and kept for the life of the
- * process, started on a new stream.
+ * process, started on a new stream (level and size: see
+ * walvault_codec_start()).
  */
 static WalvaultCodec *
-cdir_codec(WalvaultCodecMethod method, bool compress, int level)
+cdir_codec(WalvaultCodecMethod method, bool compress, int level, size_t size)
 {
 	WalvaultCodec **codec = compress ? &cdir_compressors[method] :
 		&cdir_decompressors[method];
@@ -407,12 +415,18 @@ cdir_codec(WalvaultCodecMethod method, bool compress, int level)
 					(errcode(ERRCODE_OUT_OF_MEMORY),
 					 errmsg("out of memory")));
 	}
-	if (!walvault_codec_start(*codec, level, &err))
+	if (!walvault_codec_start(*codec, level, size, &err))
+	{
+		if (compress)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not start %s compression: %s",
+							walvault_codec_name(method), err)));
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not start %s %s: %s",
-						walvault_codec_name(method),
-						compress ? "compression" : "decompression", err)));
+				 errmsg("could not start %s decompression: %s",
+						walvault_codec_name(method), err)));
+	}
 	return *codec;
 }
 
@@ -523,7 +537,7 @@ static bool
 cdir_compressed_equal(const char *src, const char *archived,
 					  WalvaultCodecMethod method)
 {
-	WalvaultCodec *codec = cdir_codec(method, false, 0);
+	WalvaultCodec *codec = cdir_codec(method, false, 0, 0);
 	CdirCompare cmp;
 	int			fd;
 	size_t		n;

@@ -433,7 +433,7 @@ decompress_file(int fd, const char *path, const ArchiveVariant *variant,
 	codec = walvault_codec_create(variant->method, false);
 	if (codec == NULL)
 		report_error("out of memory");
-	if (!walvault_codec_start(codec, 0, &err))
+	if (!walvault_codec_start(codec, 0, 0, &err))
 		report_error("could not start %s decompression: %s",
 					 variant->description, err);
 
