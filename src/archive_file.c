@@ -170,8 +170,9 @@ walvault_target_hash(void)
 
 /*
  * Say at elevel what is wrong with where files would go now: both places
- * set, an unusable directory, or compression that cannot apply.  Called at start and at every reload, so
- * that a DBA learns of it before the first file fails.
+ * set, an unusable directory, or compression that cannot apply.  Called at
+ * start and at every reload, so that a DBA learns of it before the first
+ * file fails.
  */
 void
 walvault_check_target(int elevel)

@@ -5,9 +5,10 @@
  *
  * pg_walvault is written against PostgreSQL 15.  The archive module API
  * changed in 16 (callbacks take an ArchiveModuleState, the init function
- * returns a const struct, the header moved) and the set-returning-function
- * helper was renamed; GUC memory got its own allocator in 16.  The rest of the code uses only the names defined
- * here, so porting means editing this file alone.
+ * returns a const struct, the header moved), the set-returning-function
+ * helper was renamed, and GUC memory got its own allocator.  The rest of the
+ * code uses only the names defined here, so porting means editing this file
+ * alone.
  *
  * src/compat.h
  *
