@@ -113,8 +113,16 @@ $node->poll_query_until('postgres',
   or die 'command did not start';
 open($fh, '>', "$marks/go") or die $!;
 close $fh;
-my $shell = `pgrep -f 'sleep 31; cp'`;
-my ($shell_pid) = split /\s+/, $shell;
+my $shell_pid;
+for my $cmdline (glob '/proc/[0-9]*/cmdline')
+{
+	open(my $ch, '<', $cmdline) or next;
+	my $argv = <$ch> // '';
+	close $ch;
+	next unless $argv =~ /^sh\0-c\0.*sleep 31; cp/;
+	($shell_pid) = $cmdline =~ m{/proc/(\d+)/};
+	last;
+}
 ok(defined $shell_pid, 'found the shell running the command');
 kill 'TERM', $shell_pid;
 $node->wait_for_log(qr/FATAL:  pg_walvault.archive_command failed: child process was terminated by signal 15/);
