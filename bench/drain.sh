@@ -55,9 +55,11 @@ declare -A DESC=(
 	[walvault_4_lz4]="pg_walvault, max_workers=4, min_workers=4, compression=lz4"
 	[walvault_4_zstd]="pg_walvault, max_workers=4, min_workers=4, compression=zstd:1"
 	[walvault_4_cmd]="pg_walvault, max_workers=4, min_workers=4, archive_command = cp_sync's command"
+	[gzip_cmd]="archive_command \`gzip -1\` into DIR/%f.gz + \`sync\` (fsync file + dir)"
+	[walvault_4_gzip_cmd]="pg_walvault, max_workers=4, min_workers=4, archive_command = gzip_cmd's command"
 )
 # suffix of the archived file name, by configuration
-declare -A SUFFIX=([walvault_4_lz4]=.lz4 [walvault_4_zstd]=.zst)
+declare -A SUFFIX=([walvault_4_lz4]=.lz4 [walvault_4_zstd]=.zst [gzip_cmd]=.gz [walvault_4_gzip_cmd]=.gz)
 read -r -a CONFIG_LIST <<<"$CONFIGS"
 ((${#CONFIG_LIST[@]} > 0)) || die "CONFIGS is empty"
 for c in "${CONFIG_LIST[@]}"; do
@@ -162,7 +164,7 @@ start_settings() { # config datadir: archive library / command, NOT configured
 		basic_archive)
 			echo "archive_library = 'basic_archive'"
 			echo "basic_archive.archive_directory = ''" ;;
-		cp | cp_sync)
+		cp | cp_sync | gzip_cmd)
 			echo "archive_command = ''" ;;
 		walvault_4*)
 			echo "shared_preload_libraries = 'pg_walvault'"
@@ -188,6 +190,10 @@ sync_command() { # archivedir: copy, then fsync the file and the directory
 	echo "test ! -f $1/%f && cp %p $1/%f && sync $1/%f $1"
 }
 
+gzip_command() { # archivedir: compress into a temporary name, fsync, rename, fsync the directory
+	echo "test ! -f $1/%f.gz && gzip -1 < %p > $1/%f.gz.tmp && sync $1/%f.gz.tmp && mv $1/%f.gz.tmp $1/%f.gz && sync $1"
+}
+
 archive_settings() { # config datadir archivedir: what the reload turns on
 	local c=$1 d=$2 a=$3
 	{
@@ -197,7 +203,9 @@ archive_settings() { # config datadir archivedir: what the reload turns on
 		basic_archive) echo "basic_archive.archive_directory = '$a'" ;;
 		cp) echo "archive_command = 'test ! -f $a/%f && cp %p $a/%f'" ;;
 		cp_sync) echo "archive_command = '$(sync_command "$a")'" ;;
+		gzip_cmd) echo "archive_command = '$(gzip_command "$a")'" ;;
 		walvault_4_cmd) echo "pg_walvault.archive_command = '$(sync_command "$a")'" ;;
+		walvault_4_gzip_cmd) echo "pg_walvault.archive_command = '$(gzip_command "$a")'" ;;
 		walvault_*) echo "pg_walvault.archive_directory = '$a'" ;;
 		esac
 	} | as_pg tee -a "$d/postgresql.conf" >/dev/null
@@ -534,10 +542,13 @@ SO_INFO_END=$(so_info)
 			printf '| %s vs basic_archive | ≥ %.2f× | %.2f× | **%s** |\n' "${DESC[$c]}" "$need" "$r" "$res"
 		done
 	fi
-	if [[ -n ${MED_RATE[cp_sync]+x} && -n ${MED_RATE[walvault_4_cmd]+x} ]]; then
+	for pair in "cp_sync:walvault_4_cmd" "gzip_cmd:walvault_4_gzip_cmd"; do
+		serial=${pair%%:*}
+		parallel=${pair#*:}
+		[[ -n ${MED_RATE[$serial]+x} && -n ${MED_RATE[$parallel]+x} ]] || continue
 		echo
-		echo "**The same command, serial and parallel**: \`walvault_4_cmd\` runs cp_sync's archive_command in 4 workers; $(printf '%.2f' "$(calc "${MED_RATE[walvault_4_cmd]} / ${MED_RATE[cp_sync]}")")× the rate of the server's archive_command running it (median rates, same run)."
-	fi
+		echo "**The same command, serial and parallel**: \`$parallel\` runs $serial's archive_command in 4 workers; $(printf '%.2f' "$(calc "${MED_RATE[$parallel]} / ${MED_RATE[$serial]}")")× the rate of the server's archive_command running it (median rates, same run)."
+	done
 	echo
 	all_runs_details "| rep | # | configuration | segments | s | segments/s | MiB/s | load1 | pg_walvault files per process |" \
 		"|---:|---:|---|---:|---:|---:|---:|---:|---|" "${DETAIL_ROWS[@]}"
