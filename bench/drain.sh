@@ -20,7 +20,7 @@ shopt -s nullglob
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------- knobs ----
-record_knobs SEGMENTS REPEAT CONFIGS BACKLOG BENCH_DIR PG_BINDIR PORT SHARED_BUFFERS FILL POLL_MS DRAIN_TIMEOUT DROP_CACHES KEEP STRICT DISK_PROBE WARM_WAL
+record_knobs SEGMENTS REPEAT CONFIGS BACKLOG BENCH_DIR PG_BINDIR PORT SHARED_BUFFERS FILL POLL_MS DRAIN_TIMEOUT DROP_CACHES KEEP STRICT DISK_PROBE WARM_WAL ARCHIVE_LATENCY_MS
 
 SEGMENTS=${SEGMENTS:-128}
 REPEAT=${REPEAT:-5}
@@ -37,6 +37,7 @@ KEEP=${KEEP:-0}                     # 1: keep the work directory
 STRICT=${STRICT:-0}                 # 1: exit 3 if an acceptance criterion fails
 DISK_PROBE=${DISK_PROBE:-1}         # 1: measure a plain sequential copy at start and end
 WARM_WAL=${WARM_WAL:-0}             # 1: read the backlog into the page cache before each drain
+ARCHIVE_LATENCY_MS=${ARCHIVE_LATENCY_MS:-0} # > 0: archive on latencyfs, every fsync + this many ms
 
 is_uint "$SEGMENTS" && ((SEGMENTS >= 1)) || die "SEGMENTS must be a positive integer"
 is_uint "$REPEAT" && ((REPEAT >= 1)) || die "REPEAT must be a positive integer"
@@ -80,6 +81,27 @@ command -v perl >/dev/null || die "perl is needed for the timing loop"
 # ------------------------------------------------------- work directory ----
 make_work_dir drain
 give_work_dir_to_pg
+
+# ------------------------------------------- latency-bound archive storage ----
+# ARCHIVE_LATENCY_MS > 0: the archive directories live on latencyfs
+# (bench/latencyfs.c), a pass-through FUSE file system whose every fsync
+# costs that much more, as on network storage.
+ARCHIVE_PARENT=""
+if ((ARCHIVE_LATENCY_MS > 0)); then
+	((EUID == 0)) || die "ARCHIVE_LATENCY_MS needs root (it mounts a FUSE file system)"
+	[[ -c /dev/fuse ]] || die "ARCHIVE_LATENCY_MS needs /dev/fuse"
+	pkg-config --exists fuse3 || die "ARCHIVE_LATENCY_MS needs libfuse3-dev and fuse3 (apt-get install libfuse3-dev fuse3)"
+	# shellcheck disable=SC2046  # pkg-config prints several words
+	cc -O2 -o "$WORK/latencyfs" "$SCRIPT_DIR/latencyfs.c" $(pkg-config --cflags --libs fuse3) ||
+		die "could not build bench/latencyfs.c"
+	mkdir -p "$WORK/latency-back" "$WORK/latency-mnt"
+	chown postgres: "$WORK/latency-back" "$WORK/latency-mnt"
+	LATENCYFS_DELAY_MS=$ARCHIVE_LATENCY_MS "$WORK/latencyfs" "$WORK/latency-back" "$WORK/latency-mnt" \
+		-o allow_other,default_permissions || die "could not mount latencyfs"
+	bench_teardown() { umount "$WORK/latency-mnt" 2>/dev/null || umount -l "$WORK/latency-mnt"; }
+	ARCHIVE_PARENT=$WORK/latency-mnt
+	log "archive directories on latencyfs: every fsync of a file or directory costs $ARCHIVE_LATENCY_MS ms more"
+fi
 
 # ------------------------------------------------------------- machine ----
 describe_machine
@@ -330,8 +352,9 @@ run_one() { # config rep pos
 	r=$WORK/run-$RUN_NO
 	d=$r/data
 	a=$r/archive
-	mkdir -p "$a"
-	((EUID != 0)) || chown -R postgres: "$r"
+	[[ -z $ARCHIVE_PARENT ]] || a=$ARCHIVE_PARENT/archive-$RUN_NO
+	mkdir -p "$r" "$a"
+	((EUID != 0)) || chown -R postgres: "$r" "$a"
 	chmod 700 "$r"
 	log "rep $rep/$REPEAT, run $pos/${#CONFIG_LIST[@]}: $c"
 
@@ -433,7 +456,7 @@ run_one() { # config rep pos
 	s0=$(date +%s.%N)
 	pg_stop "$d"
 	stop_secs=$(calc "$(date +%s.%N) - $s0" %.1f)
-	rm -rf "$r"
+	rm -rf "$r" "$a"
 
 	rate=$(calc "$ready / $secs")
 	mibs=$(calc "$ready * $SEG_MB / $secs")
@@ -501,6 +524,7 @@ SO_INFO_END=$(so_info)
 	report_preamble "pg_wal and archive on $DISK_DESC"
 	echo "- Backlog: $READY_COUNTS ready segments of $SEG_MB MiB per run ($SEGMENTS generated, each ≥ $FILL% real WAL (INSERTs of random md5 rows) then \`pg_switch_wal()\`; one more is the segment initdb filled, when the server has marked it ready); a fresh cluster per run ($([[ $BACKLOG == clone ]] && echo "a copy of one initdb'd template holding the generated backlog, identical for every run" || echo "initdb and backlog generated per run"))"
 	echo "- Server: fsync = on, shared_buffers = $SHARED_BUFFERS, max_wal_size = ${MAX_WAL_MB}MB, autovacuum = off; timed from \`pg_ctl reload\` (which sets the archive directory / command) until no \`.ready\` file is left, polled every $POLL_MS ms; CHECKPOINT + sync before each reload"
+	((ARCHIVE_LATENCY_MS == 0)) || echo "- Archive directories on latencyfs (\`bench/latencyfs.c\`, FUSE pass-through to the same disk): every fsync of a file or a directory costs $ARCHIVE_LATENCY_MS ms more, as on network storage"
 	[[ -z $PROBE_START ]] || echo "- Disk reference (not an archiver): $([[ -n $TEMPLATE ]] && echo "the whole backlog copied" || echo "zeros written") into one file with one fsync at the end: $PROBE_START MiB/s before the runs, $PROBE_END MiB/s after"
 	echo "- Page cache dropped before each timed drain: $([[ $DO_DROP == 1 ]] && echo "yes (sync; echo 3 > /proc/sys/vm/drop_caches)" || echo "no (not root, or DROP_CACHES=0)"); $([[ $WARM_WAL == 1 ]] && echo "then the backlog was read into the page cache (WARM_WAL=1): WAL is read from memory" || { [[ $DO_DROP == 1 ]] && echo "WAL is read from disk" || echo "WAL may be read from the page cache"; })"
 	echo "- Order (alternating): $(IFS=';'; echo "${ORDERS[*]}" | sed 's/;/; /g')"

@@ -19,7 +19,8 @@
 #   make_work_dir NAME [NOTE] PARENT and WORK ($PARENT/walvault-NAME.XXXXXX),
 #                             the EXIT/INT/TERM traps (cleanup); NOTE follows
 #                             "work directory kept: $WORK" when KEEP=1
-#   cleanup                   the EXIT trap: stops the servers in RUNNING
+#   cleanup                   the EXIT trap: stops the servers in RUNNING,
+#                             calls bench_teardown if the script defines it
 #                             (immediate), removes WORK unless KEEP=1
 #   give_work_dir_to_pg       when root, WORK belongs to postgres; mode 700
 #   server_started DATADIR, server_stopped DATADIR   maintain RUNNING
@@ -106,6 +107,8 @@ cleanup() {
 		[[ -n $d && -f $d/postmaster.pid ]] &&
 			as_pg "$PG_BINDIR/pg_ctl" -D "$d" -m immediate -w -t 60 stop >/dev/null 2>&1 || true
 	done
+	# a script's own teardown (unmounting, say) comes before the removal
+	! declare -F bench_teardown >/dev/null || bench_teardown || true
 	if [[ $KEEP == 1 ]]; then
 		echo "work directory kept: $WORK$KEPT_NOTE"
 	else
