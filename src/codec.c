@@ -271,9 +271,17 @@ walvault_codec_feed(WalvaultCodec *codec, const char *in, size_t in_len,
 	for (;;)
 	{
 		size_t		out_len = 0;
+		size_t		in_before = in_len;
 
 		if (!codec_step(codec, &in, &in_len, finish, &out_len, err))
 			return false;
+
+		/* never spin: a library that takes and gives nothing is stuck */
+		if (in_len > 0 && in_len == in_before && out_len == 0)
+		{
+			*err = "no progress in the compressed stream";
+			return false;
+		}
 		if (out_len > 0 && !sink(arg, codec->buf, out_len))
 			return true;
 
