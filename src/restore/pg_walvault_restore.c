@@ -201,6 +201,15 @@ usage(void)
 		   "archive, and 2 on any error.\n");
 }
 
+/* Print "pg_walvault_restore: error: <message>" on stderr. */
+static void WV_PRINTF_ATTR(1, 0)
+print_error(const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: error: ", PROGRAM_NAME);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 /*
  * Report an error and exit with EXIT_ERROR.
  *
@@ -213,11 +222,9 @@ report_error(const char *fmt,...)
 {
 	va_list		ap;
 
-	fprintf(stderr, "%s: error: ", PROGRAM_NAME);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	print_error(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 
 	if (temp_created)
 	{
@@ -238,11 +245,9 @@ usage_error(const char *fmt,...)
 {
 	va_list		ap;
 
-	fprintf(stderr, "%s: error: ", PROGRAM_NAME);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	print_error(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	fprintf(stderr, "%s: hint: Try \"%s --help\" for more information.\n",
 			PROGRAM_NAME, PROGRAM_NAME);
 
