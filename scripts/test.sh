@@ -1,46 +1,140 @@
 #!/usr/bin/env bash
-# Run the whole pg_walvault test suite: pg_regress (with pgTAP) and the TAP
-# tests, each on its own temporary server.
+# Run the whole pg_walvault test suite (pg_regress with pgTAP, and the TAP
+# tests, each on its own temporary server) on one PostgreSQL version or on
+# every supported one.
 #
-# Run as root on a fresh Debian bookworm machine: installs the packages,
-# builds with -Werror, installs, then runs the tests as an unprivileged user
-# (PostgreSQL refuses to run as root) in a copy of the tree that user owns.
-# Run as another user, it skips the installation steps that need root.
+#   bash scripts/test.sh               # every supported version: 15 17 18
+#   bash scripts/test.sh 18            # one version (or several: 15 18)
+#   PG_CONFIG=/path/to/pg_config bash scripts/test.sh   # that server only
+#
+# Run as root on a fresh Debian bookworm machine: installs the packages
+# (PostgreSQL 15 from Debian's packages; 17 and 18 built once from Debian's
+# source packages into a cache, see build-postgres.sh), builds with -Werror,
+# installs, then runs the tests as an unprivileged user (PostgreSQL refuses
+# to run as root) in a copy of the tree that user owns.  Run as another
+# user, it skips the steps that need root: the servers must be there.
+#
+# Versions run one after the other, or side by side with TEST_JOBS=N (each
+# has its own copy of the tree and its own installation).  The last line
+# says how many versions passed and failed; the exit status is non-zero if
+# any failed.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 TEST_USER=${TEST_USER:-postgres}
+TEST_JOBS=${TEST_JOBS:-1}
+SUPPORTED=(15 17 18)
+cache=${PG_WALVAULT_CACHE:-/var/cache/pg_walvault}
+
+# pg_config of a version: Debian's package for 15, the cached build for
+# the others (built now if missing and we are root).
+pg_config_for()
+{
+	local version=$1
+	case $version in
+		15) echo /usr/lib/postgresql/15/bin/pg_config ;;
+		*)
+			if [ "$(id -u)" -eq 0 ]; then
+				bash "$top/scripts/build-postgres.sh" "$version"
+			else
+				echo "$cache/pg$version/bin/pg_config"
+			fi
+			;;
+	esac
+}
+
+# run_one PG_CONFIG LOG: build, install and test against one server,
+# writing everything to LOG.
+run_one()
+(
+	set -euo pipefail
+	pg_config=$1
+	log=$2
+	status=0
+	work=$(mktemp -d /tmp/pg_walvault-test.XXXXXX)
+	{
+		echo "==== $("$pg_config" --version) ($pg_config)"
+		cp -a "$top/." "$work/tree"
+		rm -rf "$work/tree/.git" "$work/tree/tmp_check" "$work/tree/results"
+		cd "$work/tree"
+		make -s clean PG_CONFIG="$pg_config" >/dev/null
+		make -s PG_CONFIG="$pg_config" COPT=-Werror
+		if [ "$(id -u)" -eq 0 ]; then
+			make -s install PG_CONFIG="$pg_config" >/dev/null
+			chown -R "$TEST_USER" "$work"
+			run=(su "$TEST_USER" -s /bin/bash -c)
+		else
+			run=(bash -c)
+		fi
+		"${run[@]}" "cd '$work/tree' && PATH=\"\$('$pg_config' --bindir):\$PATH\" make PG_CONFIG='$pg_config' PROVE_FLAGS='--timer' installcheck" || status=$?
+
+		if [ $status -ne 0 ]; then
+			echo "==== test failure details"
+			[ -f regression.diffs ] && cat regression.diffs
+			for f in tmp_check/log/regress_log_* tmp_check/log/*.log; do
+				[ -f "$f" ] || continue
+				echo "---- $f (last 80 lines)"
+				tail -n 80 "$f"
+			done
+		else
+			rm -rf "$work"
+		fi
+		exit $status
+	} >"$log" 2>&1
+)
 
 if [ "$(id -u)" -eq 0 ]; then
 	bash "$top/scripts/install-deps.sh"
 fi
 
-work=$(mktemp -d /tmp/pg_walvault-test.XXXXXX)
-cp -a "$top/." "$work/tree"
-rm -rf "$work/tree/.git" "$work/tree/tmp_check" "$work/tree/results"
-cd "$work/tree"
-make -s clean PG_CONFIG="$PG_CONFIG" >/dev/null
-make -s PG_CONFIG="$PG_CONFIG" COPT=-Werror
-if [ "$(id -u)" -eq 0 ]; then
-	make -s install PG_CONFIG="$PG_CONFIG" >/dev/null
-	chown -R "$TEST_USER" "$work"
-	run=(su "$TEST_USER" -s /bin/bash -c)
+# what to test: PG_CONFIG, the versions given, or all
+declare -a configs=() labels=()
+if [ -n "${PG_CONFIG:-}" ]; then
+	configs=("$PG_CONFIG")
+	labels=("$("$PG_CONFIG" --version)")
 else
-	run=(bash -c)
-fi
-
-status=0
-"${run[@]}" "cd '$work/tree' && PATH=\"\$($PG_CONFIG --bindir):\$PATH\" make PG_CONFIG='$PG_CONFIG' PROVE_FLAGS='--timer' installcheck" || status=$?
-
-if [ $status -ne 0 ]; then
-	echo "==== test failure details ====" >&2
-	[ -f regression.diffs ] && cat regression.diffs >&2
-	for f in tmp_check/log/regress_log_* tmp_check/log/*.log; do
-		[ -f "$f" ] || continue
-		echo "---- $f (last 80 lines)" >&2
-		tail -n 80 "$f" >&2
+	versions=("$@")
+	[ ${#versions[@]} -gt 0 ] && [ "${versions[0]}" != all ] || versions=("${SUPPORTED[@]}")
+	for v in "${versions[@]}"; do
+		case " ${SUPPORTED[*]} " in
+			*" $v "*) ;;
+			*) echo "test.sh: PostgreSQL $v is not supported (supported: ${SUPPORTED[*]})" >&2; exit 2 ;;
+		esac
+		configs+=("$(pg_config_for "$v")")
+		labels+=("PostgreSQL $v")
 	done
-	exit $status
 fi
-rm -rf "$work"
+
+logs=$(mktemp -d /tmp/pg_walvault-logs.XXXXXX)
+declare -a results=()
+for i in "${!configs[@]}"; do
+	(
+		set +e
+		run_one "${configs[$i]}" "$logs/$i.log"
+		echo $? >"$logs/$i.rc"
+	) &
+	# at most TEST_JOBS at once
+	while [ "$(jobs -rp | wc -l)" -ge "$TEST_JOBS" ]; do
+		wait -n || true
+	done
+done
+
+passed=0
+failed=0
+wait
+for i in "${!configs[@]}"; do
+	if [ "$(cat "$logs/$i.rc" 2>/dev/null)" = 0 ]; then
+		results[i]="${labels[$i]}: PASS"
+		passed=$((passed + 1))
+	else
+		results[i]="${labels[$i]}: FAIL"
+		failed=$((failed + 1))
+	fi
+	cat "$logs/$i.log"
+done
+rm -rf "$logs"
+
+echo "==== summary"
+printf '%s\n' "${results[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
