@@ -16,24 +16,28 @@ OBJS = \
 	src/history.o \
 	src/stats_file.o \
 	src/wal_status.o \
-	src/views.o
+	src/views.o \
+	src/wait_events.o
 PGFILEDESC = "pg_walvault - parallel WAL archiving"
 
 EXTENSION = pg_walvault
 DATA = sql/pg_walvault--1.0.sql sql/pg_walvault--1.0--1.1.sql
 
-REGRESS = pg_walvault contract upgrade
+REGRESS = pg_walvault guc_units contract upgrade
 REGRESS_OPTS = --temp-config=$(srcdir)/sql/regress.conf --temp-instance=./tmp_check
 TAP_TESTS = 1
 
-PG_CPPFLAGS = -I$(srcdir)/src
+# The version of the library and of the restore program is the extension's.
+WALVAULT_VERSION := $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" pg_walvault.control)
+
+PG_CPPFLAGS = -I$(srcdir)/src -DWALVAULT_VERSION='"$(WALVAULT_VERSION)"'
 PG_CFLAGS = -Wall -Werror
 SHLIB_LINK = -lzstd -llz4 -lz
 
 # The restore program is a plain frontend binary; PGXS builds one PROGRAM or
 # one MODULE_big per Makefile, so it gets its own rules.
 RESTORE = pg_walvault_restore
-EXTRA_CLEAN = $(RESTORE) src/restore/pg_walvault_restore.o
+EXTRA_CLEAN = $(RESTORE) src/restore/pg_walvault_restore.o src/.server-version
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -45,11 +49,19 @@ all: $(RESTORE)
 # --enable-depend; every object depends on the shared layout.
 $(OBJS): src/pg_walvault.h src/walvault_shmem.h src/compat.h src/codec.h
 
+# Nor does it notice that objects were built for another server version:
+# a stamp that changes with the server makes everything rebuild.
+SERVER_STAMP = src/.server-version
+$(shell echo '$(VERSION)' | cmp -s - $(SERVER_STAMP) || echo '$(VERSION)' >$(SERVER_STAMP))
+$(OBJS) src/restore/pg_walvault_restore.o: $(SERVER_STAMP)
+
 # codec.c uses no PostgreSQL header: the module and the program share it.
 $(RESTORE): src/restore/pg_walvault_restore.o src/codec.o
 	$(CC) $(CFLAGS) $^ $(LDFLAGS) -lzstd -llz4 -lz -o $@
 
 src/restore/pg_walvault_restore.o: src/codec.h
+# it checks that a segment is WAL of the server asking, by default this one
+src/restore/pg_walvault_restore.o: CPPFLAGS += -DWV_SERVER_MAJOR=$(MAJORVERSION)
 
 install: install-restore
 installdirs: installdirs-restore

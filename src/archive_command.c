@@ -60,7 +60,7 @@ walvault_run_archive_command(const char *file, const char *path)
 
 	/* output of the command goes where ours goes: flush ours first */
 	fflush(NULL);
-	pgstat_report_wait_start(WAIT_EVENT_ARCHIVE_COMMAND);
+	pgstat_report_wait_start(walvault_wait_event(WALVAULT_WAIT_COMMAND));
 	rc = system(cmd.data);
 	pgstat_report_wait_end();
 

@@ -47,8 +47,6 @@
 #include "compat.h"
 #include "pg_walvault.h"
 
-WALVAULT_ARCHIVE_MODULE_INIT_DECL;
-
 /* How often a wait for a worker checks that workers still exist. */
 #define AM_RECHECK_MS			1000
 /* How long a queued file may wait for a first worker before we take it. */
@@ -59,6 +57,7 @@ static bool am_last_failed = false; /* did the last requested file fail? */
 static bool am_fallback_logged = false; /* said that we archive ourselves? */
 static MemoryContext am_context = NULL;
 
+static void am_init(void);
 static bool am_check_configured(WALVAULT_ARCHIVE_STATE_PARAM);
 static bool am_archive_file(WALVAULT_ARCHIVE_STATE_COMMA const char *file,
 							const char *path);
@@ -73,20 +72,11 @@ static void am_wake_pool(WalvaultDsm *dsm);
 static void am_readahead(WalvaultDsm *dsm, const char *file);
 static bool am_archive_self(const char *file, const char *path);
 
-#if PG_VERSION_NUM >= 160000
-static const ArchiveModuleCallbacks am_callbacks = {
-	.startup_cb = NULL,
-	.check_configured_cb = am_check_configured,
-	.archive_file_cb = am_archive_file,
-	.shutdown_cb = NULL
-};
+WALVAULT_DEFINE_ARCHIVE_MODULE(am_init, am_check_configured, am_archive_file)
 
-const ArchiveModuleCallbacks *
-_PG_archive_module_init(void)
-#else
-void
-_PG_archive_module_init(ArchiveModuleCallbacks *cb)
-#endif
+/* _PG_archive_module_init(): the archiver loads us. */
+static void
+am_init(void)
 {
 	if (!walvault_preloaded)
 	{
@@ -101,20 +91,20 @@ _PG_archive_module_init(ArchiveModuleCallbacks *cb)
 	am_context = AllocSetContextCreate(TopMemoryContext,
 									   "pg_walvault archive module",
 									   ALLOCSET_DEFAULT_SIZES);
-
-#if PG_VERSION_NUM >= 160000
-	return &am_callbacks;
-#else
-	cb->check_configured_cb = am_check_configured;
-	cb->archive_file_cb = am_archive_file;
-	cb->shutdown_cb = NULL;
-#endif
 }
 
+/*
+ * Archiving is configured once files have somewhere to go.  Both places set
+ * counts as configured: every file then fails with an error saying so,
+ * counted and shown in the views.
+ */
 static bool
 am_check_configured(WALVAULT_ARCHIVE_STATE_PARAM)
 {
-	return walvault_archive_target() != WALVAULT_TARGET_NONE;
+	if (walvault_archive_target() != WALVAULT_TARGET_NONE)
+		return true;
+	walvault_not_configured_detail("Neither pg_walvault.archive_directory nor pg_walvault.archive_command is set.");
+	return false;
 }
 
 static bool
@@ -244,7 +234,7 @@ am_archive_via_pool(WalvaultDsm *dsm, const char *file, const char *path)
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 AM_RECHECK_MS,
-						 PG_WAIT_EXTENSION);
+						 walvault_wait_event(WALVAULT_WAIT_WORKER));
 		ResetLatch(MyLatch);
 		latch_reset = true;
 	}

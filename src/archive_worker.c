@@ -118,7 +118,7 @@ walvault_archive_worker_main(Datum main_arg)
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 idle_ms,
-						 PG_WAIT_EXTENSION);
+						 walvault_wait_event(WALVAULT_WAIT_IDLE));
 		ResetLatch(MyLatch);
 	}
 

@@ -127,7 +127,7 @@ walvault_collector_main(Datum main_arg)
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 Max(wait_ms, 1),
-						 PG_WAIT_EXTENSION);
+						 walvault_wait_event(WALVAULT_WAIT_COLLECTOR));
 		ResetLatch(MyLatch);
 	}
 }
@@ -213,8 +213,7 @@ coll_server_stats(WalvaultServerStats *stats)
 	PgStat_CheckpointerStats *checkpointer = pgstat_fetch_stat_checkpointer();
 	PgStat_ArchiverStats *archiver = pgstat_fetch_stat_archiver();
 
-	stats->wal_records = (uint64) wal->wal_records;
-	stats->wal_fpi = (uint64) wal->wal_fpi;
+	walvault_wal_counts(wal, &stats->wal_records, &stats->wal_fpi);
 	stats->checkpoints = walvault_checkpoint_count(checkpointer);
 	stats->archived_count = (uint64) archiver->archived_count;
 	stats->failed_count = (uint64) archiver->failed_count;

@@ -132,7 +132,7 @@ walvault_coordinator_main(Datum main_arg)
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 retry ? COORD_RETRY_MS : COORD_NAP_MS,
-						 PG_WAIT_EXTENSION);
+						 walvault_wait_event(WALVAULT_WAIT_COORDINATOR));
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 

@@ -60,6 +60,7 @@ typedef struct CdirDest
 	const char *path;
 	uint64		written;
 	uint64		flushed;
+	uint32		wait_event;		/* what pg_stat_activity shows meanwhile */
 } CdirDest;
 
 /* Comparison of decompressed output with the source file. */
@@ -92,7 +93,7 @@ static WalvaultCodec *cdir_codec(WalvaultCodecMethod method, bool compress,
 static bool cdir_write_sink(void *arg, const char *data, size_t len);
 static bool cdir_compare_sink(void *arg, const char *data, size_t len);
 static size_t cdir_transfer(int fd, const char *path, char *buf, size_t len,
-							 bool writing);
+							 bool writing, uint32 wait_event);
 static ssize_t cdir_copy_chunk(int srcfd, const char *src, int dstfd,
 							   const char *dst);
 static void cdir_dest_written(CdirDest *dest, size_t len);
@@ -163,7 +164,9 @@ walvault_copy_to_directory(const char *file, const char *path, const char *dir,
 		bytes = cdir_compress(path, cdir_temp_path, &compression, stored);
 
 	/* fsyncs the file, renames it, fsyncs the directory */
+	pgstat_report_wait_start(walvault_wait_event(WALVAULT_WAIT_SYNC));
 	(void) durable_rename(cdir_temp_path, dest, ERROR);
+	pgstat_report_wait_end();
 	cdir_temp_path[0] = '\0';
 
 	return bytes;
@@ -242,7 +245,8 @@ cdir_ensure_buffers(void)
  * retrying short transfers and EINTR; returns the bytes transferred.
  */
 static size_t
-cdir_transfer(int fd, const char *path, char *buf, size_t len, bool writing)
+cdir_transfer(int fd, const char *path, char *buf, size_t len, bool writing,
+			  uint32 wait_event)
 {
 	size_t		done = 0;
 
@@ -250,8 +254,7 @@ cdir_transfer(int fd, const char *path, char *buf, size_t len, bool writing)
 	{
 		ssize_t		rc;
 
-		pgstat_report_wait_start(writing ? WAIT_EVENT_COPY_FILE_WRITE :
-								 WAIT_EVENT_COPY_FILE_READ);
+		pgstat_report_wait_start(wait_event);
 		rc = writing ? write(fd, buf + done, len - done) :
 			read(fd, buf + done, len - done);
 		pgstat_report_wait_end();
@@ -293,7 +296,8 @@ static uint64
 cdir_copy(const char *src, const char *dst)
 {
 	int			srcfd;
-	CdirDest	dest = {-1, dst, 0, 0};
+	CdirDest	dest = {-1, dst, 0, 0,
+	walvault_wait_event(WALVAULT_WAIT_COPY)};
 	bool		in_kernel = true;
 
 	srcfd = cdir_open(src, O_RDONLY);
@@ -306,7 +310,7 @@ cdir_copy(const char *src, const char *dst)
 #ifdef __linux__
 		if (in_kernel)
 		{
-			pgstat_report_wait_start(WAIT_EVENT_COPY_FILE_WRITE);
+			pgstat_report_wait_start(dest.wait_event);
 			n = copy_file_range(srcfd, NULL, dest.fd, NULL, CDIR_BUFSIZE, 0);
 			pgstat_report_wait_end();
 			if (n < 0 && errno == EINTR)
@@ -356,7 +360,8 @@ cdir_compress(const char *src, const char *dst,
 	WalvaultCodec *codec;
 	int			srcfd;
 	struct stat st;
-	CdirDest	dest = {-1, dst, 0, 0};
+	CdirDest	dest = {-1, dst, 0, 0,
+	walvault_wait_event(WALVAULT_WAIT_COMPRESS)};
 	uint64		total = 0;
 	bool		finish = false;
 	const char *err;
@@ -373,12 +378,17 @@ cdir_compress(const char *src, const char *dst,
 
 	while (!finish)
 	{
-		size_t		n = cdir_transfer(srcfd, src, cdir_buf, CDIR_BUFSIZE, false);
+		size_t		n = cdir_transfer(srcfd, src, cdir_buf, CDIR_BUFSIZE, false,
+									  dest.wait_event);
+		bool		fed;
 
 		finish = (n < CDIR_BUFSIZE);
 		total += n;
-		if (!walvault_codec_feed(codec, cdir_buf, n, finish,
-								 cdir_write_sink, &dest, &err))
+		pgstat_report_wait_start(dest.wait_event);
+		fed = walvault_codec_feed(codec, cdir_buf, n, finish,
+								  cdir_write_sink, &dest, &err);
+		pgstat_report_wait_end();
+		if (!fed)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("could not compress file \"%s\" with %s: %s",
@@ -436,7 +446,10 @@ cdir_write_sink(void *arg, const char *data, size_t len)
 {
 	CdirDest   *dest = (CdirDest *) arg;
 
-	(void) cdir_transfer(dest->fd, dest->path, (char *) data, len, true);
+	(void) cdir_transfer(dest->fd, dest->path, (char *) data, len, true,
+						 dest->wait_event);
+	/* the codec goes on under the same event, which the write ended */
+	pgstat_report_wait_start(dest->wait_event);
 	cdir_dest_written(dest, len);
 	return true;
 }
@@ -487,9 +500,11 @@ cdir_open(const char *path, int flags)
 static ssize_t
 cdir_copy_chunk(int srcfd, const char *src, int dstfd, const char *dst)
 {
-	size_t		n = cdir_transfer(srcfd, src, cdir_buf, CDIR_BUFSIZE, false);
+	size_t		n = cdir_transfer(srcfd, src, cdir_buf, CDIR_BUFSIZE, false,
+								  walvault_wait_event(WALVAULT_WAIT_COPY));
 
-	(void) cdir_transfer(dstfd, dst, cdir_buf, n, true);
+	(void) cdir_transfer(dstfd, dst, cdir_buf, n, true,
+						 walvault_wait_event(WALVAULT_WAIT_COPY));
 	return (ssize_t) n;
 }
 
@@ -515,8 +530,10 @@ cdir_files_equal(const char *path1, const char *path2)
 
 	while (equal)
 	{
-		size_t		n1 = cdir_transfer(fd1, path1, cdir_buf, CDIR_BUFSIZE, false);
-		size_t		n2 = cdir_transfer(fd2, path2, cdir_buf2, CDIR_BUFSIZE, false);
+		size_t		n1 = cdir_transfer(fd1, path1, cdir_buf, CDIR_BUFSIZE, false,
+									   walvault_wait_event(WALVAULT_WAIT_COMPARE));
+		size_t		n2 = cdir_transfer(fd2, path2, cdir_buf2, CDIR_BUFSIZE, false,
+									   walvault_wait_event(WALVAULT_WAIT_COMPARE));
 
 		if (n1 != n2 || memcmp(cdir_buf, cdir_buf2, n1) != 0)
 			equal = false;
@@ -549,7 +566,8 @@ cdir_compressed_equal(const char *src, const char *archived,
 	fd = cdir_open(archived, O_RDONLY);
 
 	while (cmp.equal &&
-		   (n = cdir_transfer(fd, archived, cdir_buf, CDIR_BUFSIZE, false)) > 0)
+		   (n = cdir_transfer(fd, archived, cdir_buf, CDIR_BUFSIZE, false,
+							  walvault_wait_event(WALVAULT_WAIT_COMPARE))) > 0)
 	{
 		if (!walvault_codec_feed(codec, cdir_buf, n, false,
 								 cdir_compare_sink, &cmp, &err))
@@ -567,7 +585,8 @@ cdir_compressed_equal(const char *src, const char *archived,
 				(errmsg("archive file \"%s\" is truncated", archived)));
 		cmp.equal = false;
 	}
-	if (cmp.equal && cdir_transfer(cmp.fd, src, cdir_buf2, 1, false) != 0)
+	if (cmp.equal && cdir_transfer(cmp.fd, src, cdir_buf2, 1, false,
+								   walvault_wait_event(WALVAULT_WAIT_COMPARE)) != 0)
 		cmp.equal = false;
 
 	CloseTransientFile(fd);
@@ -585,7 +604,8 @@ cdir_compare_sink(void *arg, const char *data, size_t len)
 	{
 		size_t		want = Min(len, CDIR_BUFSIZE);
 
-		if (cdir_transfer(cmp->fd, cmp->path, cdir_buf2, want, false) != want ||
+		if (cdir_transfer(cmp->fd, cmp->path, cdir_buf2, want, false,
+						  walvault_wait_event(WALVAULT_WAIT_COMPARE)) != want ||
 			memcmp(cdir_buf2, data, want) != 0)
 		{
 			cmp->equal = false;

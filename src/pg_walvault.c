@@ -27,9 +27,10 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 
+#include "compat.h"
 #include "pg_walvault.h"
 
-PG_MODULE_MAGIC;
+WALVAULT_MODULE_MAGIC;
 
 void		_PG_init(void);
 

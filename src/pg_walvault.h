@@ -24,6 +24,8 @@
  *	stats_file.c		statistics saved across clean restarts
  *	wal_status.c		files pending in pg_wal/archive_status, lag
  *	views.c				SQL-callable functions behind the views
+ *	wait_events.c		what our processes wait for, in pg_stat_activity
+ *	compat.h			every difference between PostgreSQL versions
  *
  * src/pg_walvault.h
  *
@@ -38,6 +40,21 @@
 
 #define WALVAULT_MAX_READAHEAD		1024
 #define WALVAULT_MAX_WORKERS		256
+
+/* What our processes wait for (wait_events.c) */
+typedef enum WalvaultWaitEvent
+{
+	WALVAULT_WAIT_WORKER,		/* archiver: for a worker to archive a file */
+	WALVAULT_WAIT_IDLE,			/* archive worker: for a file to archive */
+	WALVAULT_WAIT_COPY,			/* copying a file into the archive */
+	WALVAULT_WAIT_COMPRESS,		/* compressing a file into the archive */
+	WALVAULT_WAIT_COMPARE,		/* comparing with a copy already there */
+	WALVAULT_WAIT_SYNC,			/* making an archived file durable */
+	WALVAULT_WAIT_COMMAND,		/* running pg_walvault.archive_command */
+	WALVAULT_WAIT_COORDINATOR,	/* coordinator: between two rounds */
+	WALVAULT_WAIT_COLLECTOR,	/* collector: between two samples */
+	WALVAULT_WAIT_COUNT
+} WalvaultWaitEvent;
 
 /* pg_walvault.compression, parsed */
 typedef struct WalvaultCompression
@@ -144,6 +161,9 @@ extern PGDLLEXPORT void walvault_collector_main(Datum main_arg);
 /* coordinator.c */
 extern void walvault_register_coordinator(void);
 extern PGDLLEXPORT void walvault_coordinator_main(Datum main_arg);
+
+/* wait_events.c */
+extern uint32 walvault_wait_event(WalvaultWaitEvent event);
 
 /* archive_worker.c */
 extern PGDLLEXPORT void walvault_archive_worker_main(Datum main_arg);

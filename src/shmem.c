@@ -31,6 +31,7 @@
 #include "storage/shmem.h"
 #include "utils/backend_status.h"
 
+#include "compat.h"
 #include "pg_walvault.h"
 
 WalvaultShared *walvault_shared = NULL;
@@ -229,7 +230,7 @@ walvault_slot_claim(WalvaultDsm *dsm, int slotno, WalvaultRole role,
 	slot->state = WALVAULT_SLOT_IDLE;
 	slot->stop_requested = false;
 	slot->pid = MyProcPid;
-	slot->pgprocno = MyProc->pgprocno;
+	slot->pgprocno = walvault_my_procno();
 	slot->current_file[0] = '\0';
 	slot->started_at = now;
 	slot->state_since = now;
@@ -237,9 +238,9 @@ walvault_slot_claim(WalvaultDsm *dsm, int slotno, WalvaultRole role,
 	pg_atomic_write_u64(&slot->bytes_archived, 0);
 	pg_atomic_write_u64(&slot->failures, 0);
 	if (role == WALVAULT_ROLE_ARCHIVER)
-		walvault_shared->archiver_pgprocno = MyProc->pgprocno;
+		walvault_shared->archiver_pgprocno = walvault_my_procno();
 	else if (role == WALVAULT_ROLE_COORDINATOR)
-		walvault_shared->coordinator_pgprocno = MyProc->pgprocno;
+		walvault_shared->coordinator_pgprocno = walvault_my_procno();
 	LWLockRelease(walvault_shared->lock);
 	return slot;
 }
@@ -324,7 +325,7 @@ void
 walvault_set_latch(int pgprocno)
 {
 	if (pgprocno >= 0)
-		SetLatch(&ProcGlobal->allProcs[pgprocno].procLatch);
+		SetLatch(walvault_proc_latch(pgprocno));
 }
 
 /* Bucket of the latency histogram for a latency of ms milliseconds. */
