@@ -10,11 +10,22 @@ use strict;
 use warnings;
 
 use File::Spec;
+use FindBin;
 use IPC::Run;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $prog = 'pg_walvault_restore';
+
+# The WAL page magic of each supported major version, and the version the
+# program under test was built for (the server whose bindir is in PATH).
+my %MAGIC = (15 => 0xD110, 16 => 0xD113, 17 => 0xD116, 18 => 0xD118);
+my ($MAJOR) = `pg_config --version` =~ /PostgreSQL (\d+)/
+  or die 'cannot tell the server version';
+# a tested version other than this one
+my ($OTHER) = grep { $_ != $MAJOR } (15, 17, 18);
+my ($EXTVERSION) = slurp_file("$FindBin::RealBin/../pg_walvault.control") =~
+  /^default_version = '(.*)'/m;
 
 my $SEG_SIZE = 16 * 1024 * 1024;
 my $TMP_SUFFIX = '.pg_walvault_restore.tmp';
@@ -46,7 +57,7 @@ sub run_restore
 	return ($status >> 8, $stdout, $stderr);
 }
 
-# Build the content of a fake WAL segment: a PostgreSQL 15 long page header
+# Build the content of a fake WAL segment: a long page header of $MAJOR
 # (see XLogLongPageHeaderData in access/xlog_internal.h) followed by a
 # pattern that depends on $seed, so that different files differ and a
 # restore that mangles or zeroes data is noticed.
@@ -54,7 +65,7 @@ sub fake_segment
 {
 	my (%opt) = @_;
 	my $size = $opt{size} // $SEG_SIZE;
-	my $magic = $opt{magic} // 0xD110;
+	my $magic = $opt{magic} // $MAGIC{$MAJOR};
 	my $info = $opt{info} // 0x0002;           # XLP_LONG_HEADER
 	my $seg_size = $opt{seg_size} // $size;
 	my $seed = $opt{seed} // 1;
@@ -198,7 +209,7 @@ program_version_ok($prog);
 	{
 		($rc, $stdout, $stderr) = run_restore($opt);
 		is($rc, 0, "$opt exit code 0");
-		is($stdout, "pg_walvault_restore (pg_walvault) 1.0\n",
+		is($stdout, "pg_walvault_restore (pg_walvault) $EXTVERSION\n",
 			"$opt prints the version");
 	}
 }
@@ -524,8 +535,48 @@ restore_fails('000000010000000000000042', qr/has invalid size 0 bytes/,
 write_file("$archive/000000010000000000000043",
 	fake_segment(magic => 0xD10D));
 restore_fails('000000010000000000000043',
-	qr/invalid WAL page magic 0xD10D, expected 0xD110/,
-	'segment with bad magic');
+	qr/invalid WAL page magic 0xD10D, expected ${\ sprintf('0x%04X', $MAGIC{$MAJOR}) } for PostgreSQL $MAJOR/,
+	'segment with the magic of no supported version');
+
+# Every supported version writes its own WAL format: a segment of another
+# version is refused, whichever it is.
+write_file("$archive/000000010000000000000048",
+	fake_segment(magic => $MAGIC{$OTHER}));
+restore_fails('000000010000000000000048',
+	qr/is WAL of PostgreSQL $OTHER, but the server is PostgreSQL $MAJOR \(from the server this program was built for\)/,
+	'segment of another major version');
+
+# In a data directory, its PG_VERSION says which version asks: the same
+# program restores 16's WAL for a 16 server (16 is not tested otherwise).
+write_file("$datadir/PG_VERSION", "16\n");
+write_file("$archive/000000010000000000000049",
+	fake_segment(magic => $MAGIC{16}, seed => 49));
+restore_ok('000000010000000000000049', fake_segment(magic => $MAGIC{16}, seed => 49),
+	'segment of the version in PG_VERSION');
+restore_fails('000000010000000000000048',
+	qr/is WAL of PostgreSQL $OTHER, but the server is PostgreSQL 16 \(from PG_VERSION of the data directory\)/,
+	'segment of another version than PG_VERSION');
+write_file("$datadir/PG_VERSION", "14\n");
+restore_fails('000000010000000000000049',
+	qr/the data directory is of PostgreSQL 14, which pg_walvault does not support/,
+	'data directory of an unsupported version');
+unlink "$datadir/PG_VERSION";
+
+# The system identifier in pg_control (its first field) must match the
+# segment's: WAL of another cluster archived into the same directory is
+# refused.  fake_segment(seed => N) has system identifier 7e18 + N.
+mkdir "$datadir/global" or die;
+write_file("$datadir/global/pg_control",
+	pack('Q<', 7000000000000000000 + 60) . ("\0" x 8184));
+write_file("$archive/000000010000000000000060", fake_segment(seed => 60));
+restore_ok('000000010000000000000060', fake_segment(seed => 60),
+	'segment of this database system');
+write_file("$archive/000000010000000000000061", fake_segment(seed => 61));
+restore_fails('000000010000000000000061',
+	qr/is WAL of database system 7000000000000000061, but the server is database system 7000000000000000060/,
+	'segment of another database system');
+unlink "$datadir/global/pg_control";
+rmdir "$datadir/global";
 
 write_file("$archive/000000010000000000000044", fake_segment(info => 0));
 restore_fails('000000010000000000000044',

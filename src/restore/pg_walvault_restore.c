@@ -75,7 +75,7 @@
 #endif
 
 #define PROGRAM_NAME	"pg_walvault_restore"
-#define PROGRAM_VERSION "1.0"
+#define PROGRAM_VERSION WALVAULT_VERSION
 
 /* Exit codes, see the file header */
 #define EXIT_RESTORED	0
@@ -83,12 +83,13 @@
 #define EXIT_ERROR		2
 
 /*
- * Mirrors of the definitions in PostgreSQL 15's access/xlog_internal.h.
- * The structs use the same member types in the same nesting as the server's
- * own, so the compiler lays them out exactly as the server does when it
- * writes a segment on this platform.
+ * Mirrors of the definitions in the server's access/xlog_internal.h.  The
+ * page header has not changed since long before 15; what changes with every
+ * major version is the page magic, the version of the WAL format.  The
+ * structs use the same member types in the same nesting as the server's own,
+ * so the compiler lays them out exactly as the server does when it writes a
+ * segment on this platform.
  */
-#define WV_XLOG_PAGE_MAGIC	0xD110	/* PostgreSQL 15 WAL format */
 #define WV_XLP_LONG_HEADER	0x0002
 #define WV_WAL_SEG_MIN_SIZE (UINT64_C(1024) * 1024)
 #define WV_WAL_SEG_MAX_SIZE (UINT64_C(1024) * 1024 * 1024)
@@ -109,6 +110,43 @@ typedef struct WvXLogLongPageHeaderData
 	uint32_t	xlp_seg_size;
 	uint32_t	xlp_xlog_blcksz;
 } WvXLogLongPageHeaderData;
+
+/*
+ * XLOG_PAGE_MAGIC of every major version pg_walvault supports: a segment is
+ * restored only if it carries the magic of the server that asks for it.
+ */
+typedef struct WalVersion
+{
+	int			major;
+	uint16_t	page_magic;
+} WalVersion;
+
+static const WalVersion wal_versions[] = {
+	{15, 0xD110},
+	{16, 0xD113},
+	{17, 0xD116},
+	{18, 0xD118},
+};
+
+#define NUM_WAL_VERSIONS (sizeof(wal_versions) / sizeof(wal_versions[0]))
+
+/* The server this program was built for (the Makefile says which). */
+#ifndef WV_SERVER_MAJOR
+#error "WV_SERVER_MAJOR must be defined"
+#endif
+
+/*
+ * The server asking, as far as we can tell: its major version and its
+ * database system identifier, read from the data directory, which is the
+ * working directory of a restore_command.
+ */
+typedef struct ServerIdentity
+{
+	const WalVersion *version;	/* never NULL */
+	const char *version_source; /* where the version came from */
+	bool		have_sysid;
+	uint64_t	sysid;
+} ServerIdentity;
 
 /* What kind of file the server asked for, judged by its name */
 typedef enum ArchiveFileKind
@@ -463,10 +501,80 @@ decompress_file(int fd, const char *path, const ArchiveVariant *variant,
  * helpful message, when it reads the segment.  A .partial segment is as big
  * as a complete one, so the same checks apply.
  */
+static const WalVersion *
+find_wal_version_by_major(int major)
+{
+	size_t		i;
+
+	for (i = 0; i < NUM_WAL_VERSIONS; i++)
+		if (wal_versions[i].major == major)
+			return &wal_versions[i];
+	return NULL;
+}
+
+static const WalVersion *
+find_wal_version_by_magic(uint16_t magic)
+{
+	size_t		i;
+
+	for (i = 0; i < NUM_WAL_VERSIONS; i++)
+		if (wal_versions[i].page_magic == magic)
+			return &wal_versions[i];
+	return NULL;
+}
+
+/*
+ * Who asks: PG_VERSION and global/pg_control in the working directory tell
+ * the data directory's major version and system identifier (the first
+ * field of pg_control in every version).  Run outside a data directory, we
+ * check against the version we were built for, and cannot check the system
+ * identifier.
+ */
 static void
-check_segment(const RestoreSink *sink)
+identify_server(ServerIdentity *server)
+{
+	FILE	   *f;
+	int			fd;
+	int			major;
+	uint64_t	sysid;
+
+	memset(server, 0, sizeof(*server));
+	server->version = find_wal_version_by_major(WV_SERVER_MAJOR);
+	server->version_source = "the server this program was built for";
+
+	f = fopen("PG_VERSION", "r");
+	if (f != NULL)
+	{
+		if (fscanf(f, "%d", &major) == 1)
+		{
+			const WalVersion *v = find_wal_version_by_major(major);
+
+			if (v == NULL)
+				report_error("the data directory is of PostgreSQL %d, which pg_walvault does not support",
+							 major);
+			server->version = v;
+			server->version_source = "PG_VERSION of the data directory";
+		}
+		fclose(f);
+	}
+
+	fd = open("global/pg_control", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+	{
+		if (read(fd, &sysid, sizeof(sysid)) == (ssize_t) sizeof(sysid))
+		{
+			server->have_sysid = true;
+			server->sysid = sysid;
+		}
+		close(fd);
+	}
+}
+
+static void
+check_segment(const RestoreSink *sink, const ServerIdentity *server)
 {
 	WvXLogLongPageHeaderData hdr;
+	const WalVersion *written_by;
 
 	if (!is_valid_segment_size(sink->nbytes))
 		report_error("restored content of \"%s\" has invalid size %llu bytes: a WAL segment must be a power of two between 1 MB and 1 GB",
@@ -480,14 +588,27 @@ check_segment(const RestoreSink *sink)
 	/* copy out, since head has no particular alignment */
 	memcpy(&hdr, sink->head, sizeof(hdr));
 
-	if (hdr.std.xlp_magic != WV_XLOG_PAGE_MAGIC)
-		report_error("restored content of \"%s\" has invalid WAL page magic 0x%04X, expected 0x%04X",
+	if (hdr.std.xlp_magic != server->version->page_magic)
+	{
+		written_by = find_wal_version_by_magic(hdr.std.xlp_magic);
+		if (written_by != NULL)
+			report_error("restored content of \"%s\" is WAL of PostgreSQL %d, but the server is PostgreSQL %d (from %s)",
+						 sink->src_path, written_by->major,
+						 server->version->major, server->version_source);
+		report_error("restored content of \"%s\" has invalid WAL page magic 0x%04X, expected 0x%04X for PostgreSQL %d",
 					 sink->src_path, (unsigned int) hdr.std.xlp_magic,
-					 (unsigned int) WV_XLOG_PAGE_MAGIC);
+					 (unsigned int) server->version->page_magic,
+					 server->version->major);
+	}
 
 	if ((hdr.std.xlp_info & WV_XLP_LONG_HEADER) == 0)
 		report_error("restored content of \"%s\" does not start with a long WAL page header",
 					 sink->src_path);
+
+	if (server->have_sysid && hdr.xlp_sysid != server->sysid)
+		report_error("restored content of \"%s\" is WAL of database system %llu, but the server is database system %llu",
+					 sink->src_path, (unsigned long long) hdr.xlp_sysid,
+					 (unsigned long long) server->sysid);
 
 	if ((uint64_t) hdr.xlp_seg_size != sink->nbytes)
 		report_error("restored content of \"%s\" has %llu bytes, but its page header gives WAL segment size %u",
@@ -567,7 +688,12 @@ restore_file(int src_fd, const char *src_path, const ArchiveVariant *variant,
 		decompress_file(src_fd, src_path, variant, &sink);
 
 	if (kind == FILE_KIND_SEGMENT || kind == FILE_KIND_PARTIAL)
-		check_segment(&sink);
+	{
+		ServerIdentity server;
+
+		identify_server(&server);
+		check_segment(&sink, &server);
+	}
 
 	/* the data must be on disk before the rename makes it visible */
 	if (fsync(sink.fd) != 0)
