@@ -108,8 +108,9 @@ my $restarts = $node->safe_psql('postgres',
 set_command("test -f $marks/go || sleep 31; cp %p $archive/%f");
 make_segments($node, 1);
 my $victim = (ready_files($node))[-1];
+my $event = wait_event_name($node, 'WalvaultArchiveCommand', 'ArchiveCommand');
 $node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event = 'ArchiveCommand' AND backend_type = 'pg_walvault archive worker'")
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event = '$event' AND backend_type = 'pg_walvault archive worker'")
   or die 'command did not start';
 open($fh, '>', "$marks/go") or die $!;
 close $fh;

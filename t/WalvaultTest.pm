@@ -18,7 +18,7 @@ use Test::More;
 
 our @EXPORT = qw(walvault_node make_segments snapshot_ready
   check_archived wait_all_archived ready_files archive_files
-  set_archive_directory);
+  set_archive_directory wait_event_name);
 
 # walvault_node(name, hold => 1, preload => 0, archive_dir => path, conf => text)
 #
@@ -129,6 +129,15 @@ sub check_archived
 	my @temp = grep { /^\./ } archive_files($archive);
 	is(join(', ', @temp), '', 'no temporary file left in the archive');
 	return;
+}
+
+# The wait event pg_stat_activity shows while one of our processes waits:
+# from PostgreSQL 17 on our own name, before it the server's event that
+# stands for it.
+sub wait_event_name
+{
+	my ($node, $ours, $before_17) = @_;
+	return $node->pg_version >= 17 ? $ours : $before_17;
 }
 
 sub wait_all_archived
