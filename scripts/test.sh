@@ -14,6 +14,10 @@
 # to run as root) in a copy of the tree that user owns.  Run as another
 # user, it skips the steps that need root: the servers must be there.
 #
+# PG15_CONFIG names another installation of 15 than Debian's (a private
+# copy, for instance, when several trees are tested at once: "make install"
+# puts each tree's library into the server it tests).
+#
 # Versions run one after the other, or side by side with TEST_JOBS=N (each
 # has its own copy of the tree and its own installation).  The last line
 # says how many versions passed and failed; the exit status is non-zero if
@@ -32,7 +36,7 @@ pg_config_for()
 {
 	local version=$1
 	case $version in
-		15) echo /usr/lib/postgresql/15/bin/pg_config ;;
+		15) echo "${PG15_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" ;;
 		*)
 			if [ "$(id -u)" -eq 0 ]; then
 				bash "$top/scripts/build-postgres.sh" "$version"
