@@ -12,6 +12,7 @@ OBJS = \
 	src/copy_directory.o \
 	src/archive_command.o \
 	src/codec.o \
+	src/wal_names.o \
 	src/collector.o \
 	src/history.o \
 	src/stats_file.o \
@@ -47,7 +48,8 @@ all: $(RESTORE)
 
 # PGXS tracks no header dependencies unless the server was built with
 # --enable-depend; every object depends on the shared layout.
-$(OBJS): src/pg_walvault.h src/walvault_shmem.h src/compat.h src/codec.h
+$(OBJS): src/pg_walvault.h src/walvault_shmem.h src/compat.h src/codec.h \
+	src/wal_names.h
 
 # Nor does it notice that objects were built for another server version:
 # a stamp that changes with the server makes everything rebuild.
@@ -55,11 +57,12 @@ SERVER_STAMP = src/.server-version
 $(shell echo '$(VERSION)' | cmp -s - $(SERVER_STAMP) || echo '$(VERSION)' >$(SERVER_STAMP))
 $(OBJS) src/restore/pg_walvault_restore.o: $(SERVER_STAMP)
 
-# codec.c uses no PostgreSQL header: the module and the program share it.
-$(RESTORE): src/restore/pg_walvault_restore.o src/codec.o
+# codec.c and wal_names.c use no PostgreSQL header: the module and the
+# program share them.
+$(RESTORE): src/restore/pg_walvault_restore.o src/codec.o src/wal_names.o
 	$(CC) $(CFLAGS) $^ $(LDFLAGS) -lzstd -llz4 -lz -o $@
 
-src/restore/pg_walvault_restore.o: src/codec.h
+src/restore/pg_walvault_restore.o: src/codec.h src/wal_names.h
 # it checks that a segment is WAL of the server asking, by default this one
 src/restore/pg_walvault_restore.o: CPPFLAGS += -DWV_SERVER_MAJOR=$(MAJORVERSION)
 

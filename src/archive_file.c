@@ -27,6 +27,7 @@
 #include "utils/memutils.h"
 
 #include "pg_walvault.h"
+#include "wal_names.h"
 
 static MemoryContext afile_context = NULL;
 
@@ -34,17 +35,12 @@ static TimestampTz afile_ready_since(const char *file);
 
 /*
  * Is file a name the server gives to an archive module?  Only those are
- * ever used to build a path.
+ * ever used to build a path or a command (wal_names.c).
  */
 bool
 walvault_is_archivable_name(const char *file)
 {
-	if (strlen(file) >= WALVAULT_FNAME_LEN)
-		return false;
-	return IsXLogFileName(file) ||
-		IsTLHistoryFileName(file) ||
-		IsBackupHistoryFileName(file) ||
-		IsPartialXLogFileName(file);
+	return walvault_classify_name(file) != WALVAULT_FILE_INVALID;
 }
 
 /*

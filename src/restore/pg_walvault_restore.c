@@ -61,6 +61,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "wal_names.h"
 
 #ifndef O_CLOEXEC
 #define O_CLOEXEC 0
@@ -148,15 +149,6 @@ typedef struct ServerIdentity
 	uint64_t	sysid;
 } ServerIdentity;
 
-/* What kind of file the server asked for, judged by its name */
-typedef enum ArchiveFileKind
-{
-	FILE_KIND_INVALID,
-	FILE_KIND_SEGMENT,			/* 000000010000000000000001 */
-	FILE_KIND_PARTIAL,			/* 000000010000000000000001.partial */
-	FILE_KIND_TL_HISTORY,		/* 00000002.history */
-	FILE_KIND_BACKUP_HISTORY	/* 000000010000000000000001.00000028.backup */
-} ArchiveFileKind;
 
 typedef struct ArchiveVariant
 {
@@ -308,55 +300,6 @@ report_verbose(const char *fmt,...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-}
-
-/*
- * Are the first len characters of s upper-case hex digits?
- *
- * The server always names WAL files with upper-case digits, so lower case
- * is refused rather than silently matching a different archive file.
- */
-static bool
-is_upper_hex(const char *s, size_t len)
-{
-	size_t		i;
-
-	for (i = 0; i < len; i++)
-	{
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F')))
-			return false;
-	}
-	return true;
-}
-
-/*
- * Classify a file name requested by the server.
- *
- * Only the exact shapes the server produces are accepted.  Since the name is
- * used to build a path, this is also what keeps "../" and the like out.
- */
-static ArchiveFileKind
-classify_file_name(const char *name)
-{
-	size_t		len = strlen(name);
-
-	if (len == 24 && is_upper_hex(name, 24))
-		return FILE_KIND_SEGMENT;
-
-	if (len == 24 + 8 && is_upper_hex(name, 24) &&
-		strcmp(name + 24, ".partial") == 0)
-		return FILE_KIND_PARTIAL;
-
-	if (len == 8 + 8 && is_upper_hex(name, 8) &&
-		strcmp(name + 8, ".history") == 0)
-		return FILE_KIND_TL_HISTORY;
-
-	if (len == 24 + 1 + 8 + 7 && is_upper_hex(name, 24) &&
-		name[24] == '.' && is_upper_hex(name + 25, 8) &&
-		strcmp(name + 33, ".backup") == 0)
-		return FILE_KIND_BACKUP_HISTORY;
-
-	return FILE_KIND_INVALID;
 }
 
 /*
@@ -657,7 +600,7 @@ fsync_parent_dir(const char *path)
  */
 static void
 restore_file(int src_fd, const char *src_path, const ArchiveVariant *variant,
-			 ArchiveFileKind kind, const char *dest)
+			 WalvaultFileKind kind, const char *dest)
 {
 	RestoreSink sink;
 	int			rc;
@@ -669,7 +612,7 @@ restore_file(int src_fd, const char *src_path, const ArchiveVariant *variant,
 
 	memset(&sink, 0, sizeof(sink));
 	sink.src_path = src_path;
-	if (kind == FILE_KIND_SEGMENT || kind == FILE_KIND_PARTIAL)
+	if (kind == WALVAULT_FILE_SEGMENT || kind == WALVAULT_FILE_PARTIAL)
 		sink.limit = WV_WAL_SEG_MAX_SIZE;
 
 	/*
@@ -687,7 +630,7 @@ restore_file(int src_fd, const char *src_path, const ArchiveVariant *variant,
 	else
 		decompress_file(src_fd, src_path, variant, &sink);
 
-	if (kind == FILE_KIND_SEGMENT || kind == FILE_KIND_PARTIAL)
+	if (kind == WALVAULT_FILE_SEGMENT || kind == WALVAULT_FILE_PARTIAL)
 	{
 		ServerIdentity server;
 
@@ -734,7 +677,7 @@ main(int argc, char **argv)
 	const char *archive_dir = NULL;
 	const char *file_name;
 	const char *dest;
-	ArchiveFileKind kind;
+	WalvaultFileKind kind;
 	struct stat st;
 	char		src_path[WV_MAXPATH];
 	const ArchiveVariant *variant = NULL;
@@ -799,8 +742,8 @@ main(int argc, char **argv)
 	file_name = argv[optind];
 	dest = argv[optind + 1];
 
-	kind = classify_file_name(file_name);
-	if (kind == FILE_KIND_INVALID)
+	kind = walvault_classify_name(file_name);
+	if (kind == WALVAULT_FILE_INVALID)
 		report_error("invalid file name \"%s\": not a WAL segment, partial segment, timeline history or backup history file name",
 					 file_name);
 	if (dest[0] == '\0')
@@ -855,7 +798,7 @@ main(int argc, char **argv)
 
 	/* an uncompressed segment's size can be checked before copying it */
 	if (variant->method == WALVAULT_CODEC_NONE &&
-		(kind == FILE_KIND_SEGMENT || kind == FILE_KIND_PARTIAL) &&
+		(kind == WALVAULT_FILE_SEGMENT || kind == WALVAULT_FILE_PARTIAL) &&
 		!is_valid_segment_size((uint64_t) st.st_size))
 		report_error("archive file \"%s\" has invalid size %llu bytes: a WAL segment must be a power of two between 1 MB and 1 GB",
 					 src_path, (unsigned long long) st.st_size);
