@@ -5,12 +5,14 @@ OBJS = \
 	src/pg_walvault.o \
 	src/guc.o \
 	src/shmem.o \
+	src/queue.o \
 	src/coordinator.o \
 	src/archive_worker.o \
-	src/archive_module.o \
+	src/archiver.o \
+	src/archive_status.o \
 	src/archive_file.o \
-	src/copy_directory.o \
-	src/archive_command.o \
+	src/target_directory.o \
+	src/target_command.o \
 	src/codec.o \
 	src/wal_names.o \
 	src/collector.o \

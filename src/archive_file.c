@@ -23,7 +23,9 @@
 #include "access/xlog_internal.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/fd.h"
+#include "storage/lwlock.h"
 #include "utils/memutils.h"
 
 #include "pg_walvault.h"
@@ -103,21 +105,7 @@ walvault_archive_file_guarded(const char *file, const char *path,
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
-		HOLD_INTERRUPTS();
-		MemoryContextSwitchTo(afile_context);
-		edata = CopyErrorData();
-		EmitErrorReport();
-		FlushErrorState();
-
-		walvault_copy_abort();
-		/* close files the copy left open */
-		AtEOSubXact_Files(false, InvalidSubTransactionId,
-						  InvalidSubTransactionId);
-
-		walvault_count_failure(slot, file, edata->message);
-		RESUME_INTERRUPTS();
+		walvault_trap_error(slot, file, afile_context);
 	}
 	PG_END_TRY();
 
@@ -128,6 +116,35 @@ walvault_archive_file_guarded(const char *file, const char *path,
 	MemoryContextSwitchTo(oldcontext);
 	MemoryContextReset(afile_context);
 	return ok;
+}
+
+/*
+ * In a PG_CATCH block: log the error, undo what the failed code may have
+ * left behind (a lock, a wait event, open files, a temporary file, a
+ * running command), and count a failure of file, shown in the views.
+ * context is where the error data may be copied; it is current afterwards.
+ */
+void
+walvault_trap_error(WalvaultSlot *slot, const char *file,
+					MemoryContext context)
+{
+	ErrorData  *edata;
+
+	HOLD_INTERRUPTS();
+	LWLockReleaseAll();
+	pgstat_report_wait_end();
+	MemoryContextSwitchTo(context);
+	edata = CopyErrorData();
+	EmitErrorReport();
+	FlushErrorState();
+
+	walvault_copy_abort();
+	walvault_command_abort();
+	AtEOSubXact_Files(false, InvalidSubTransactionId, InvalidSubTransactionId);
+
+	walvault_count_failure(slot, file, edata->message);
+	FreeErrorData(edata);
+	RESUME_INTERRUPTS();
 }
 
 /* Where files go, from pg_walvault.archive_directory and archive_command. */
@@ -150,7 +167,7 @@ walvault_archive_target(void)
 
 /*
  * A hash of where files go.  A file a worker archived while the setting
- * changed is archived again to the new place (see archive_module.c).
+ * changed is archived again to the new place (see queue.c).
  */
 uint32
 walvault_target_hash(void)

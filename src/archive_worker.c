@@ -6,10 +6,10 @@
  *
  * Each worker owns one slot (its worker_id).  Its loop takes the next
  * queued file (the one the archiver waits for first, then the oldest),
- * archives it with the same code the archiver would use, records the result
- * in the queue entry and, when the archiver waits for that file, sets the
- * archiver's latch.  With nothing to do it sleeps on its own latch, which the
- * archive module sets when it queues files.
+ * archives it with the same code the archiver would use, and records the
+ * result in the queue (queue.c), which wakes the archiver if it waits for
+ * that file.  With nothing to do it sleeps on its own latch, which is set
+ * when files are queued for it.
  *
  * A worker leaves when the coordinator asks (the pool shrank), when it has
  * been idle for pg_walvault.worker_idle_timeout and the pool is above
@@ -40,8 +40,7 @@ static WalvaultDsm *aw_dsm = NULL;
 static int	aw_slotno = -1;
 
 static void aw_on_exit(int code, Datum arg);
-static bool aw_take_next(char *fname);
-static void aw_finish(const char *fname, bool ok, uint32 target_hash);
+static void aw_reload(void);
 static bool aw_should_stop(void);
 static bool aw_retire(void);
 
@@ -84,14 +83,11 @@ walvault_archive_worker_main(Datum main_arg)
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+			aw_reload();
 		if (ShutdownRequestPending || aw_should_stop())
 			break;
 
-		if (aw_take_next(fname))
+		if (walvault_queue_take(aw_dsm, aw_slotno, fname))
 		{
 			char		path[MAXPGPATH];
 			uint32		target_hash;
@@ -100,7 +96,7 @@ walvault_archive_worker_main(Datum main_arg)
 			snprintf(path, sizeof(path), XLOGDIR "/%s", fname);
 			target_hash = walvault_target_hash();
 			ok = walvault_archive_file_guarded(fname, path, slot);
-			aw_finish(fname, ok, target_hash);
+			walvault_queue_finish(aw_dsm, aw_slotno, fname, ok, target_hash);
 			idle_since = GetCurrentTimestamp();
 			continue;
 		}
@@ -138,64 +134,16 @@ aw_on_exit(int code, Datum arg)
 }
 
 /*
- * Take the next queued file: the one the archiver waits for, else the
- * oldest.  Returns false when the queue has nothing for us.
+ * Reload the configuration.  If it sends files elsewhere now, files we or
+ * another worker archived ahead into the previous place are archived again
+ * (queue.c explains why this is done here and not by the archiver).
  */
-static bool
-aw_take_next(char *fname)
-{
-	WalvaultQueueEntry *queue = walvault_queue(aw_dsm);
-	WalvaultQueueEntry *best = NULL;
-	int			i;
-
-	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
-	for (i = 0; i < aw_dsm->queue_size; i++)
-	{
-		WalvaultQueueEntry *e = &queue[i];
-
-		if (e->status != WALVAULT_ENTRY_QUEUED)
-			continue;
-		if (best == NULL ||
-			(e->requested && !best->requested) ||
-			(e->requested == best->requested && e->seq < best->seq))
-			best = e;
-	}
-	if (best != NULL)
-	{
-		best->status = WALVAULT_ENTRY_IN_PROGRESS;
-		best->slot = aw_slotno;
-		strlcpy(fname, best->fname, WALVAULT_FNAME_LEN);
-	}
-	LWLockRelease(walvault_shared->lock);
-	return best != NULL;
-}
-
-/* Record the result and wake the archiver if it waits for this file. */
 static void
-aw_finish(const char *fname, bool ok, uint32 target_hash)
+aw_reload(void)
 {
-	WalvaultQueueEntry *queue = walvault_queue(aw_dsm);
-	int			archiver = -1;
-	int			i;
-
-	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
-	for (i = 0; i < aw_dsm->queue_size; i++)
-	{
-		WalvaultQueueEntry *e = &queue[i];
-
-		if (e->status == WALVAULT_ENTRY_IN_PROGRESS && e->slot == aw_slotno &&
-			strcmp(e->fname, fname) == 0)
-		{
-			e->status = ok ? WALVAULT_ENTRY_DONE : WALVAULT_ENTRY_FAILED;
-			e->slot = -1;
-			e->target_hash = target_hash;
-			if (e->requested)
-				archiver = walvault_shared->archiver_pgprocno;
-			break;
-		}
-	}
-	LWLockRelease(walvault_shared->lock);
-	walvault_set_latch(archiver);
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	walvault_queue_retarget(aw_dsm, walvault_target_hash());
 }
 
 static bool
@@ -217,20 +165,13 @@ aw_should_stop(void)
 static bool
 aw_retire(void)
 {
-	int			nworker_slots = aw_dsm->nslots - WALVAULT_SLOT_FIRST_WORKER;
-	int			live = 0;
+	WalvaultCensus census;
 	bool		retire;
-	int			i;
 
 	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
-	for (i = WALVAULT_SLOT_FIRST_WORKER; i < aw_dsm->nslots; i++)
-	{
-		WalvaultSlot *s = &aw_dsm->slots[i];
-
-		if (s->state != WALVAULT_SLOT_FREE && !s->stop_requested)
-			live++;
-	}
-	retire = live > walvault_effective_min_workers(nworker_slots);
+	walvault_census(aw_dsm, &census);
+	retire = census.live >
+		walvault_effective_min_workers(walvault_worker_slots(aw_dsm));
 	if (retire)
 		aw_dsm->slots[aw_slotno].stop_requested = true;
 	LWLockRelease(walvault_shared->lock);

@@ -158,6 +158,21 @@ walvault_wait_event_info(const char *name, uint32 fallback)
 #endif
 }
 
+/*
+ * A named point where a test can hold a process (the injection_points test
+ * module), to test a race deterministically: 17 added them, 18 added an
+ * argument.  A no-op in servers built without --enable-injection-points.
+ */
+#if PG_VERSION_NUM >= 180000
+#include "utils/injection_point.h"
+#define walvault_injection_point(name)	INJECTION_POINT(name, NULL)
+#elif PG_VERSION_NUM >= 170000
+#include "utils/injection_point.h"
+#define walvault_injection_point(name)	INJECTION_POINT(name)
+#else
+#define walvault_injection_point(name)	((void) (name))
+#endif
+
 /* Checkpoints done so far: 17 moved them to pg_stat_checkpointer. */
 static inline uint64
 walvault_checkpoint_count(const PgStat_CheckpointerStats *cp)

@@ -65,6 +65,9 @@ static bool coord_ensure_collector(void);
 static void coord_forget_unstarted(void);
 static void coord_reap(void);
 static bool coord_manage_pool(void);
+static int	coord_count_exiting(void);
+static int	coord_shrink(int surplus, int *wake);
+static void coord_reload(void);
 static bool coord_start_worker(void);
 
 void
@@ -144,16 +147,25 @@ walvault_coordinator_main(Datum main_arg)
 			proc_exit(1);
 
 		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-			walvault_check_target(WARNING);
-			if (walvault_archive_target() == WALVAULT_TARGET_DIRECTORY)
-				walvault_remove_stale_temp_files(walvault_archive_directory);
-			/* a new pool size may let us try again at once */
-			coord_warned_no_slot = false;
-		}
+			coord_reload();
 	}
+}
+
+/*
+ * Reload the configuration: say what is wrong with where files go now,
+ * clean that place up, requeue files archived ahead into the previous one
+ * (queue.c), and try again at once to start workers a new pool size allows.
+ */
+static void
+coord_reload(void)
+{
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	walvault_check_target(WARNING);
+	if (walvault_archive_target() == WALVAULT_TARGET_DIRECTORY)
+		walvault_remove_stale_temp_files(walvault_archive_directory);
+	walvault_queue_retarget(coord_dsm, walvault_target_hash());
+	coord_warned_no_slot = false;
 }
 
 static void
@@ -236,84 +248,84 @@ coord_reap(void)
 static bool
 coord_manage_pool(void)
 {
-	int			nworker_slots = coord_dsm->nslots - WALVAULT_SLOT_FIRST_WORKER;
+	int			nworker_slots = walvault_worker_slots(coord_dsm);
 	int			max_workers = walvault_effective_max_workers(nworker_slots);
 	int			min_workers = walvault_effective_min_workers(nworker_slots);
-	WalvaultQueueEntry *queue = walvault_queue(coord_dsm);
-	int			live = 0;
-	int			exiting = 0;
-	int			idle = 0;
-	int			queued = 0;
-	int			surplus;
-	int			want;
+	WalvaultCensus census;
 	int			wake[WALVAULT_MAX_WORKERS];
 	int			nwake = 0;
-	int			i;
+	int			exiting;
+	int			available;
+	int			want;
 
 	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
-	for (i = 0; i < coord_dsm->queue_size; i++)
-		if (queue[i].status == WALVAULT_ENTRY_QUEUED)
-			queued++;
-	for (i = WALVAULT_SLOT_FIRST_WORKER; i < coord_dsm->nslots; i++)
-	{
-		WalvaultSlot *slot = &coord_dsm->slots[i];
-
-		/*
-		 * A slot freed by a process that has not finished exiting is not
-		 * refilled yet: its replacement starts once the postmaster reports
-		 * the exit (bgw_notify_pid wakes us), in the same slot, so that the
-		 * slot's restarts stay visible.
-		 */
-		if (slot->state == WALVAULT_SLOT_FREE && coord_handles[i] != NULL)
-		{
-			exiting++;
-			continue;
-		}
-		if (slot->state == WALVAULT_SLOT_FREE || slot->stop_requested)
-			continue;
-		live++;
-		if (slot->state != WALVAULT_SLOT_BUSY)
-			idle++;
-	}
-
-	/* Shrink: ask idle workers to leave first, busy ones after their file. */
-	surplus = live - max_workers;
-	for (i = coord_dsm->nslots - 1;
-		 surplus > 0 && i >= WALVAULT_SLOT_FIRST_WORKER; i--)
-	{
-		WalvaultSlot *slot = &coord_dsm->slots[i];
-
-		if (slot->state == WALVAULT_SLOT_IDLE && !slot->stop_requested)
-		{
-			slot->stop_requested = true;
-			wake[nwake++] = slot->pgprocno;
-			surplus--;
-		}
-	}
-	for (i = coord_dsm->nslots - 1;
-		 surplus > 0 && i >= WALVAULT_SLOT_FIRST_WORKER; i--)
-	{
-		WalvaultSlot *slot = &coord_dsm->slots[i];
-
-		if (slot->state != WALVAULT_SLOT_FREE && !slot->stop_requested)
-		{
-			slot->stop_requested = true;
-			wake[nwake++] = slot->pgprocno;
-			surplus--;
-		}
-	}
+	walvault_census(coord_dsm, &census);
+	exiting = coord_count_exiting();
+	if (census.live > max_workers)
+		nwake = coord_shrink(census.live - max_workers, wake);
 	LWLockRelease(walvault_shared->lock);
-
-	for (i = 0; i < nwake; i++)
+	for (int i = 0; i < nwake; i++)
 		walvault_set_latch(wake[i]);
 
-	want = Max(min_workers, Min(max_workers, live + Max(0, queued - idle)));
-	for (i = live + exiting; i < want; i++)
+	/* grow while more files are queued than workers are (or will be) free */
+	available = census.live - census.busy;
+	want = Max(min_workers,
+			   Min(max_workers, census.live + Max(0, census.queued - available)));
+	for (int i = census.live + exiting; i < want; i++)
 	{
 		if (!coord_start_worker())
 			return true;
 	}
 	return false;
+}
+
+/*
+ * Worker slots freed by a process that has not finished exiting.  They are
+ * not refilled yet: the replacement starts once the postmaster reports the
+ * exit (bgw_notify_pid wakes us), in the same slot, so that the slot's
+ * restarts stay visible.  Caller holds the lock.
+ */
+static int
+coord_count_exiting(void)
+{
+	int			exiting = 0;
+
+	for (int i = WALVAULT_SLOT_FIRST_WORKER; i < coord_dsm->nslots; i++)
+	{
+		if (coord_dsm->slots[i].state == WALVAULT_SLOT_FREE &&
+			coord_handles[i] != NULL)
+			exiting++;
+	}
+	return exiting;
+}
+
+/*
+ * Ask surplus workers to leave: idle ones first, busy ones after their
+ * file.  Caller holds the lock, and wakes the workers whose PGPROC numbers
+ * are put in wake (room for WALVAULT_MAX_WORKERS) once it has released it.
+ * Returns their number.
+ */
+static int
+coord_shrink(int surplus, int *wake)
+{
+	int			nwake = 0;
+
+	for (int pass = 0; pass < 2 && surplus > 0; pass++)
+	{
+		for (int i = coord_dsm->nslots - 1;
+			 surplus > 0 && i >= WALVAULT_SLOT_FIRST_WORKER; i--)
+		{
+			WalvaultSlot *slot = &coord_dsm->slots[i];
+
+			if (slot->state == WALVAULT_SLOT_FREE || slot->stop_requested ||
+				(pass == 0 && slot->state != WALVAULT_SLOT_IDLE))
+				continue;
+			slot->stop_requested = true;
+			wake[nwake++] = slot->pgprocno;
+			surplus--;
+		}
+	}
+	return nwake;
 }
 
 /*

@@ -38,11 +38,8 @@ bool		walvault_save_stats = true;
 char	   *walvault_compression_string = NULL;
 WalvaultCompression walvault_compression = {WALVAULT_CODEC_NONE, 0};
 
-/*
- * Room kept after the directory name for "/", a file name and the suffix of
- * a temporary file.
- */
-#define GUC_PATH_RESERVE	(1 + WALVAULT_FNAME_LEN + 32)
+/* Room kept after the directory name for "/" and a temporary file's name. */
+#define GUC_PATH_RESERVE	(1 + WALVAULT_TEMP_NAME_LEN + 1)
 
 static bool guc_check_archive_directory(char **newval, void **extra,
 										GucSource source);

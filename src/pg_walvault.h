@@ -3,21 +3,28 @@
  * pg_walvault.h
  *	  Declarations shared by the files of pg_walvault.
  *
- * The extension is one shared library that plays several roles:
+ * The extension is one shared library that plays several roles; its files,
+ * by role:
  *
  *	pg_walvault.c		_PG_init: GUCs, shared memory hooks, coordinator
  *	guc.c				the GUCs and their check hooks
  *	shmem.c				fixed block, DSM segment, process slots, counters
+ *	queue.c				the queue of files for the workers, the census of the
+ *						pool, and who wakes whom
  *	coordinator.c		static background worker: owns the DSM segment and
  *						starts, watches and retires the archive workers
  *	archive_worker.c	dynamic background worker: archives queued files
- *	archive_module.c	the archive_library callbacks run by the archiver:
- *						queue, read-ahead, wait, fallback
+ *	archiver.c			the archive_library callbacks run by the server's
+ *						archiver: hand files to the pool, wait, fallback
+ *	archive_status.c	the files the server has marked ready
  *	archive_file.c		archive one file with an error trap, count it
- *	copy_directory.c	durable copy of one file into archive_directory
- *	archive_command.c	archive one file by running archive_command
+ *	target_directory.c	archiving target: durable copy into
+ *						pg_walvault.archive_directory
+ *	target_command.c	archiving target: run pg_walvault.archive_command
  *	codec.c				streaming zstd/lz4/gzip, shared with the restore
  *						program
+ *	wal_names.c			which file names are WAL files, shared with the
+ *						restore program
  *	collector.c			dynamic background worker: samples statistics
  *						into the history ring
  *	history.c			the history ring, a DSM segment of its own
@@ -40,6 +47,16 @@
 
 #define WALVAULT_MAX_READAHEAD		1024
 #define WALVAULT_MAX_WORKERS		256
+
+/*
+ * Temporary files in the archive directory are named
+ * .FILE.walvault.SYSID.HOST.PID.tmp (target_directory.c), with the host name
+ * cut to WALVAULT_HOST_LEN characters; WALVAULT_TEMP_NAME_LEN is the longest
+ * such name.
+ */
+#define WALVAULT_HOST_LEN			64
+#define WALVAULT_TEMP_NAME_LEN \
+	(1 + (WALVAULT_FNAME_LEN - 1) + 10 + 20 + 1 + WALVAULT_HOST_LEN + 1 + 10 + 4)
 
 /* What our processes wait for (wait_events.c) */
 typedef enum WalvaultWaitEvent
@@ -101,6 +118,7 @@ extern Size walvault_dsm_size(int nslots, int queue_size);
 extern void walvault_dsm_init(WalvaultDsm *dsm, int nslots, int queue_size);
 extern WalvaultDsm *walvault_dsm_attach(void);
 extern WalvaultDsm *walvault_dsm_create(int nslots, int queue_size);
+extern int	walvault_worker_slots(WalvaultDsm *dsm);
 extern WalvaultSlot *walvault_slot_claim(WalvaultDsm *dsm, int slotno,
 										 WalvaultRole role,
 										 uint32 generation);
@@ -120,15 +138,62 @@ extern const char *walvault_state_name(WalvaultSlotState state);
 /* archive_file.c */
 extern bool walvault_archive_file_guarded(const char *file, const char *path,
 										  WalvaultSlot *slot);
+extern void walvault_trap_error(WalvaultSlot *slot, const char *file,
+								MemoryContext context);
 extern bool walvault_is_archivable_name(const char *file);
 extern WalvaultTarget walvault_archive_target(void);
 extern uint32 walvault_target_hash(void);
 extern void walvault_check_target(int elevel);
 
-/* archive_command.c */
-extern uint64 walvault_run_archive_command(const char *file, const char *path);
+/* queue.c */
+typedef struct WalvaultCensus
+{
+	int			queued;			/* entries waiting for a worker */
+	int			in_progress;	/* entries being archived */
+	int			attached;		/* workers attached, leaving or not */
+	int			live;			/* worker slots with a process that stays
+								 * (not asked to leave) */
+	int			starting;		/* of live: started, not attached yet */
+	int			idle;			/* of live: waiting for work */
+	int			busy;			/* of live: archiving */
+} WalvaultCensus;
 
-/* copy_directory.c */
+typedef enum WalvaultRequest
+{
+	WALVAULT_REQUEST_DONE,		/* archived ahead: nothing to wait for */
+	WALVAULT_REQUEST_QUEUED,	/* queued for the workers */
+	WALVAULT_REQUEST_FULL		/* no room in the queue */
+} WalvaultRequest;
+
+extern void walvault_census(WalvaultDsm *dsm, WalvaultCensus *census);
+extern WalvaultQueueEntry *walvault_queue_find(WalvaultDsm *dsm,
+											   const char *fname);
+extern WalvaultQueueEntry *walvault_queue_add(WalvaultDsm *dsm,
+											  const char *fname);
+extern void walvault_queue_free(WalvaultQueueEntry *e);
+extern WalvaultRequest walvault_queue_request(WalvaultDsm *dsm,
+											  const char *fname,
+											  WalvaultQueueEntry **entry);
+extern bool walvault_queue_take(WalvaultDsm *dsm, int slotno, char *fname);
+extern void walvault_queue_finish(WalvaultDsm *dsm, int slotno,
+								  const char *fname, bool ok,
+								  uint32 target_hash);
+extern int	walvault_queue_requeue_slot(WalvaultDsm *dsm, int slotno);
+extern void walvault_queue_retarget(WalvaultDsm *dsm, uint32 target_hash);
+extern void walvault_queue_wake(WalvaultDsm *dsm);
+extern int	walvault_queue_readahead(WalvaultDsm *dsm, WalvaultFileName *ready,
+									 int nready, const char *current,
+									 int inflight);
+
+/* archive_status.c */
+extern WalvaultFileName *walvault_ready_files(int *nready);
+extern int	walvault_name_cmp(const void *a, const void *b);
+
+/* target_command.c */
+extern uint64 walvault_run_archive_command(const char *file, const char *path);
+extern void walvault_command_abort(void);
+
+/* target_directory.c */
 extern uint64 walvault_copy_to_directory(const char *file, const char *path,
 										 const char *dir, uint64 *stored);
 extern void walvault_copy_abort(void);
@@ -153,7 +218,6 @@ extern void walvault_history_discard_file(void);
 /* wal_status.c */
 extern void walvault_pending(WalvaultDsm *dsm, XLogRecPtr insert_lsn,
 							 int64 *pending_count, uint64 *lag_bytes);
-extern int	walvault_name_cmp(const void *a, const void *b);
 
 /* collector.c */
 extern PGDLLEXPORT void walvault_collector_main(Datum main_arg);

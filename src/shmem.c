@@ -108,6 +108,13 @@ walvault_dsm_size(int nslots, int queue_size)
 	return size;
 }
 
+/* Number of archive worker slots in the segment. */
+int
+walvault_worker_slots(WalvaultDsm *dsm)
+{
+	return dsm->nslots - WALVAULT_SLOT_FIRST_WORKER;
+}
+
 void
 walvault_dsm_init(WalvaultDsm *dsm, int nslots, int queue_size)
 {
@@ -247,32 +254,23 @@ walvault_slot_claim(WalvaultDsm *dsm, int slotno, WalvaultRole role,
 
 /*
  * Give slot slotno back (called from exit callbacks).  A file the process
- * was archiving goes back into the queue, and both the archiver (which may
- * be waiting for that file) and the coordinator (which keeps the pool) are
- * woken.
+ * was archiving goes back into the queue; the archiver (which may be
+ * waiting for that file), the coordinator (which keeps the pool) and idle
+ * workers (for the requeued file) are woken.
  */
 void
 walvault_slot_release(WalvaultDsm *dsm, int slotno, bool error)
 {
 	WalvaultSlot *slot = &dsm->slots[slotno];
-	WalvaultQueueEntry *queue = walvault_queue(dsm);
 	int			archiver;
 	int			coordinator;
-	int			i;
+	int			requeued;
 
 	/* an exit callback may run with the lock held by the failed code */
 	LWLockReleaseAll();
 
 	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
-	for (i = 0; i < dsm->queue_size; i++)
-	{
-		if (queue[i].status == WALVAULT_ENTRY_IN_PROGRESS &&
-			queue[i].slot == slotno)
-		{
-			queue[i].status = WALVAULT_ENTRY_QUEUED;
-			queue[i].slot = -1;
-		}
-	}
+	requeued = walvault_queue_requeue_slot(dsm, slotno);
 	slot->state = WALVAULT_SLOT_FREE;
 	slot->stop_requested = false;
 	slot->pid = 0;
@@ -292,6 +290,8 @@ walvault_slot_release(WalvaultDsm *dsm, int slotno, bool error)
 
 	walvault_set_latch(archiver);
 	walvault_set_latch(coordinator);
+	if (requeued > 0)
+		walvault_queue_wake(dsm);
 }
 
 /*

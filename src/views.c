@@ -167,7 +167,6 @@ views_stats(FunctionCallInfo fcinfo, ViewsApiVersion api)
 	int32		active_workers = 0;
 	int64		pending;
 	uint64		lag;
-	int			i;
 	int			c;
 
 	walvault_require_preload();
@@ -186,15 +185,11 @@ views_stats(FunctionCallInfo fcinfo, ViewsApiVersion api)
 	stats_reset = walvault_shared->saved.stats_reset;
 	if (dsm != NULL)
 	{
-		WalvaultQueueEntry *queue = walvault_queue(dsm);
+		WalvaultCensus census;
 
-		for (i = 0; i < dsm->queue_size; i++)
-			if (queue[i].status == WALVAULT_ENTRY_IN_PROGRESS)
-				in_progress++;
-		for (i = WALVAULT_SLOT_FIRST_WORKER; i < dsm->nslots; i++)
-			if (dsm->slots[i].state == WALVAULT_SLOT_IDLE ||
-				dsm->slots[i].state == WALVAULT_SLOT_BUSY)
-				active_workers++;
+		walvault_census(dsm, &census);
+		in_progress = census.in_progress;
+		active_workers = census.attached;
 	}
 	LWLockRelease(walvault_shared->lock);
 

@@ -19,13 +19,6 @@
 
 #include "pg_walvault.h"
 
-/* qsort/bsearch comparator for arrays of file names */
-int
-walvault_name_cmp(const void *a, const void *b)
-{
-	return strcmp((const char *) a, (const char *) b);
-}
-
 /*
  * Count the files ready but not yet archived, and compute the archive lag:
  * WAL written (up to insert_lsn) that is not yet archived, i.e. from the

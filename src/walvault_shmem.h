@@ -41,6 +41,9 @@
 
 /* Longest file name the server hands to an archive module, plus NUL. */
 #define WALVAULT_FNAME_LEN		41
+/* A file name, as the queue and the lists of ready files hold it. */
+typedef char WalvaultFileName[WALVAULT_FNAME_LEN];
+
 /* Room kept for an error message in the views. */
 #define WALVAULT_ERROR_LEN		256
 /* Latency histogram: bucket i counts files archived in [2^(i-1), 2^i) ms. */
@@ -113,9 +116,9 @@ typedef enum WalvaultEntryStatus
 } WalvaultEntryStatus;
 
 /*
- * One file handed to the workers.  The archive module adds entries and frees
- * them once the archiver has been told the result; workers move them from
- * QUEUED to IN_PROGRESS to DONE or FAILED.
+ * One file handed to the workers; its life is described in queue.c.  The
+ * archiver adds entries and frees them; workers move them from QUEUED to
+ * IN_PROGRESS to DONE or FAILED.  Under the lock.
  */
 typedef struct WalvaultQueueEntry
 {
@@ -127,7 +130,7 @@ typedef struct WalvaultQueueEntry
 								 * archived: a DONE entry counts only for
 								 * where files go now */
 	uint64		seq;			/* enqueue order: oldest first */
-	char		fname[WALVAULT_FNAME_LEN];
+	WalvaultFileName fname;
 } WalvaultQueueEntry;
 
 /* The DSM segment: header, then slots, then the queue. */

@@ -1,15 +1,15 @@
 /*-------------------------------------------------------------------------
  *
- * copy_directory.c
+ * target_directory.c
  *	  Durable copy of one WAL file into pg_walvault.archive_directory,
  *	  compressed or not.
  *
  * A file counts as archived only once it is durable: it is written to a
- * temporary file in the archive directory (mode 0600, a name private to this
- * process), then durable_rename() fsyncs it, renames it into place and
- * fsyncs the directory.  With pg_walvault.compression set, the stored file
- * is the compressed stream, named with the method's suffix (.zst, .lz4,
- * .gz), which pg_walvault_restore recognises.
+ * temporary file in the archive directory (mode 0600), fsynced, published
+ * under its name, and the directory is fsynced.  With
+ * pg_walvault.compression set, the stored file is the compressed stream,
+ * named with the method's suffix (.zst, .lz4, .gz), which
+ * pg_walvault_restore recognises.
  *
  * A file that is already in the archive is never overwritten: the server
  * asks again for a file that was archived just before a crash (the .done
@@ -18,13 +18,32 @@
  * archive" means under any of the names pg_walvault_restore would look for,
  * in its order: the compression setting may have changed since, and two
  * copies with different content must never exist.  A compressed copy is
- * compared by decompressing it.
+ * compared by decompressing it.  An identical copy counts only once it is
+ * durable too: the earlier attempt may have renamed it and then failed to
+ * fsync it (EIO, a network file system), so it is fsynced again, with its
+ * directory, and a failure there is a failure; what is compared is what is
+ * on disk, not what the page cache kept.
+ *
+ * Looking first and renaming afterwards would leave a window in which
+ * another writer (a second cluster wrongly given the same directory)
+ * creates the file and our rename replaces it.  Publishing is therefore
+ * atomic: rename with RENAME_NOREPLACE (or link() and unlink() where the
+ * file system cannot), and a file found there at that moment is compared
+ * like one found before.
+ *
+ * Temporary files are named .FILE.walvault.SYSID.HOST.PID.tmp: this
+ * cluster's system identifier and host name, and the pid of the writer.  A
+ * crash leaves them behind; the coordinator removes those of its own
+ * cluster and host whose writer is gone, and never those of another
+ * cluster or host (a primary and an archive_mode = always standby may
+ * share the directory over a network file system, and a pid means nothing
+ * on another host).
  *
  * Errors are raised with ereport(ERROR); the caller (archive_file.c) traps
  * them.  A temporary file left by an error or by process exit is removed by
  * walvault_copy_abort().
  *
- * src/copy_directory.c
+ * src/target_directory.c
  *
  *-------------------------------------------------------------------------
  */
@@ -32,15 +51,18 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/fd.h"
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
+#include "compat.h"
 #include "pg_walvault.h"
 
 #define CDIR_BUFSIZE	(1024 * 1024)
@@ -81,6 +103,12 @@ static WalvaultCodec *cdir_compressors[WALVAULT_CODEC_ZSTD + 1];
 static WalvaultCodec *cdir_decompressors[WALVAULT_CODEC_ZSTD + 1];
 
 static void cdir_ensure_buffers(void);
+static uint64 cdir_existing(const char *path, const char *dest,
+							WalvaultCodecMethod method, const char *dir);
+static bool cdir_publish(const char *temp, const char *dest, const char *dir);
+static void cdir_fsync(const char *path, bool isdir);
+static void cdir_drop_cache(const char *path);
+static const char *cdir_temp_tag(void);
 static bool cdir_files_equal(const char *path1, const char *path2);
 static bool cdir_compressed_equal(const char *src, const char *archived,
 								  WalvaultCodecMethod method);
@@ -115,61 +143,189 @@ walvault_copy_to_directory(const char *file, const char *path, const char *dir,
 
 	cdir_ensure_buffers();
 
+	/* in the archive already, under any name the restore program reads? */
 	for (int i = 0; i < lengthof(cdir_lookup_order); i++)
 	{
 		WalvaultCodecMethod method = cdir_lookup_order[i];
-		bool		equal;
 
 		snprintf(dest, sizeof(dest), "%s/%s%s", dir, file,
 				 walvault_codec_suffix(method));
-		if (stat(dest, &st) != 0)
+		if (stat(dest, &st) == 0)
 		{
-			if (errno != ENOENT)
-				ereport(ERROR,
-						(errcode_for_file_access(),
-						 errmsg("could not stat file \"%s\": %m", dest)));
-			continue;
+			*stored = 0;		/* nothing was written */
+			return cdir_existing(path, dest, method, dir);
 		}
-
-		if (method == WALVAULT_CODEC_NONE)
-			equal = cdir_files_equal(path, dest);
-		else
-			equal = cdir_compressed_equal(path, dest, method);
-		if (!equal)
-			ereport(ERROR,
-					(errcode(ERRCODE_DUPLICATE_FILE),
-					 errmsg("archive file \"%s\" already exists with different content",
-							dest),
-					 errdetail("The file in the archive is never overwritten; the WAL file stays in pg_wal."),
-					 errhint("Check whether another cluster archives into the same directory.")));
-
-		ereport(DEBUG1,
-				(errmsg("archive file \"%s\" already exists with identical content",
-						dest)));
-		if (stat(path, &st) != 0)
+		if (errno != ENOENT)
 			ereport(ERROR,
 					(errcode_for_file_access(),
-					 errmsg("could not stat file \"%s\": %m", path)));
-		*stored = 0;			/* nothing was written */
-		return (uint64) st.st_size;
+					 errmsg("could not stat file \"%s\": %m", dest)));
 	}
 
 	snprintf(dest, sizeof(dest), "%s/%s%s", dir, file,
 			 walvault_codec_suffix(compression.method));
-	snprintf(cdir_temp_path, sizeof(cdir_temp_path), "%s/.%s.walvault.%d.tmp",
-			 dir, file, MyProcPid);
+	snprintf(cdir_temp_path, sizeof(cdir_temp_path), "%s/.%s.walvault.%s.%d.tmp",
+			 dir, file, cdir_temp_tag(), MyProcPid);
 	if (compression.method == WALVAULT_CODEC_NONE)
 		*stored = bytes = cdir_copy(path, cdir_temp_path);
 	else
 		bytes = cdir_compress(path, cdir_temp_path, &compression, stored);
 
-	/* fsyncs the file, renames it, fsyncs the directory */
-	pgstat_report_wait_start(walvault_wait_event(WALVAULT_WAIT_SYNC));
-	(void) durable_rename(cdir_temp_path, dest, ERROR);
-	pgstat_report_wait_end();
+	if (!cdir_publish(cdir_temp_path, dest, dir))
+	{
+		/* it appeared meanwhile: ours goes, theirs is judged */
+		walvault_copy_abort();
+		*stored = 0;
+		return cdir_existing(path, dest, compression.method, dir);
+	}
+	return bytes;
+}
+
+/*
+ * The WAL file at path is in the archive already as dest, stored with
+ * method: success if dest holds the same content and is durable (returns
+ * the size of the WAL file), an ERROR otherwise.
+ */
+static uint64
+cdir_existing(const char *path, const char *dest, WalvaultCodecMethod method,
+			  const char *dir)
+{
+	struct stat st;
+	bool		equal;
+
+	/*
+	 * What an earlier attempt failed to make durable, we must; and then
+	 * judge what is on disk: a failed writeback leaves pages that never
+	 * reached the disk looking clean in the page cache, so they are dropped
+	 * from it first.
+	 */
+	cdir_fsync(dest, false);
+	cdir_fsync(dir, true);
+	cdir_drop_cache(dest);
+
+	if (method == WALVAULT_CODEC_NONE)
+		equal = cdir_files_equal(path, dest);
+	else
+		equal = cdir_compressed_equal(path, dest, method);
+	if (!equal)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_FILE),
+				 errmsg("archive file \"%s\" already exists with different content",
+						dest),
+				 errdetail("The file in the archive is never overwritten; the WAL file stays in pg_wal."),
+				 errhint("Check whether another cluster archives into the same directory.")));
+
+	ereport(DEBUG1,
+			(errmsg("archive file \"%s\" already exists with identical content",
+					dest)));
+	if (stat(path, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", path)));
+	return (uint64) st.st_size;
+}
+
+/*
+ * Make temp durable under the name dest, unless a file of that name exists:
+ * then return false and leave both alone.  Where rename cannot refuse to
+ * replace (RENAME_NOREPLACE is Linux's, and not every file system has it),
+ * link() and unlink() do the same.
+ */
+static bool
+cdir_publish(const char *temp, const char *dest, const char *dir)
+{
+	int			rc = -1;
+
+	cdir_fsync(temp, false);
+
+	/* held here by a test, to create dest meanwhile (17+) */
+	walvault_injection_point("walvault-before-publish");
+
+#ifdef RENAME_NOREPLACE
+	rc = renameat2(AT_FDCWD, temp, AT_FDCWD, dest, RENAME_NOREPLACE);
+	if (rc != 0 && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+	{
+		if (errno == EEXIST)
+			return false;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not rename file \"%s\" to \"%s\": %m",
+						temp, dest)));
+	}
+#endif
+	if (rc != 0)
+	{
+		if (link(temp, dest) != 0)
+		{
+			if (errno == EEXIST)
+				return false;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not link file \"%s\" to \"%s\": %m",
+							temp, dest)));
+		}
+		if (unlink(temp) != 0)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not remove file \"%s\": %m", temp)));
+	}
 	cdir_temp_path[0] = '\0';
 
-	return bytes;
+	cdir_fsync(dir, true);
+	return true;
+}
+
+/*
+ * fsync a file or directory; a failure is an ERROR, which fails this file
+ * only.  (The server's fsync_fname() would PANIC the whole cluster unless
+ * data_sync_retry is on: right for its own data files, wrong for a copy
+ * that the next attempt judges again, see cdir_existing().)
+ */
+static void
+cdir_fsync(const char *path, bool isdir)
+{
+	pgstat_report_wait_start(walvault_wait_event(WALVAULT_WAIT_SYNC));
+	(void) fsync_fname_ext(path, isdir, false, ERROR);
+	pgstat_report_wait_end();
+}
+
+/* Drop the pages of path from the page cache, so that reads go to disk. */
+static void
+cdir_drop_cache(const char *path)
+{
+#ifdef USE_POSIX_FADVISE
+	int			fd = cdir_open(path, O_RDONLY);
+
+	(void) posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	CloseTransientFile(fd);
+#endif
+}
+
+/*
+ * What tells our temporary files from those of other clusters and hosts:
+ * "SYSID.HOST", the host name cut to the characters a file name can hold
+ * safely.
+ */
+static const char *
+cdir_temp_tag(void)
+{
+	static char tag[32 + WALVAULT_HOST_LEN];
+
+	if (tag[0] == '\0')
+	{
+		char		host[WALVAULT_HOST_LEN + 1];
+
+		if (gethostname(host, sizeof(host)) != 0)
+			strlcpy(host, "unknown", sizeof(host));
+		host[WALVAULT_HOST_LEN] = '\0';
+		for (char *c = host; *c != '\0'; c++)
+		{
+			if (!isalnum((unsigned char) *c) && *c != '-')
+				*c = '_';
+		}
+		snprintf(tag, sizeof(tag), UINT64_FORMAT ".%s",
+				 GetSystemIdentifier(), host);
+	}
+	return tag;
 }
 
 /*
@@ -191,21 +347,24 @@ walvault_copy_abort(void)
 }
 
 /*
- * Remove temporary files that processes which no longer exist left in dir
- * (a worker killed in the middle of a copy).  The name carries the pid of
- * its writer; a file whose writer still runs is left alone.
+ * Remove temporary files that processes of this cluster on this host which
+ * no longer exist left in dir (a worker killed in the middle of a copy).
+ * Files of other clusters and hosts, and of processes that still run, are
+ * left alone.
  */
 void
 walvault_remove_stale_temp_files(const char *dir)
 {
 	DIR		   *d;
 	struct dirent *de;
+	char		ours[64 + WALVAULT_HOST_LEN];
 
 	if (dir == NULL || dir[0] == '\0')
 		return;
 	d = AllocateDir(dir);
 	if (d == NULL)
 		return;					/* unusable directories are reported elsewhere */
+	snprintf(ours, sizeof(ours), ".walvault.%s.", cdir_temp_tag());
 	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
 	{
 		size_t		len = strlen(de->d_name);
@@ -214,12 +373,13 @@ walvault_remove_stale_temp_files(const char *dir)
 		long		pid;
 		char		path[MAXPGPATH];
 
-		/* our names: .<file>.walvault.<pid>.tmp */
+		CHECK_FOR_INTERRUPTS();
+		/* our names: .<file>.walvault.<sysid>.<host>.<pid>.tmp */
 		if (de->d_name[0] != '.' || len < 5 ||
 			strcmp(de->d_name + len - 4, ".tmp") != 0 ||
-			(tag = strstr(de->d_name, ".walvault.")) == NULL)
+			(tag = strstr(de->d_name, ours)) == NULL)
 			continue;
-		pid = strtol(tag + strlen(".walvault."), &end, 10);
+		pid = strtol(tag + strlen(ours), &end, 10);
 		if (end != de->d_name + len - 4 || pid <= 0 ||
 			kill((pid_t) pid, 0) == 0 || errno != ESRCH)
 			continue;
@@ -307,6 +467,7 @@ cdir_copy(const char *src, const char *dst)
 	{
 		ssize_t		n = -1;
 
+		CHECK_FOR_INTERRUPTS();
 #ifdef __linux__
 		if (in_kernel)
 		{
@@ -378,10 +539,12 @@ cdir_compress(const char *src, const char *dst,
 
 	while (!finish)
 	{
-		size_t		n = cdir_transfer(srcfd, src, cdir_buf, CDIR_BUFSIZE, false,
-									  dest.wait_event);
+		size_t		n;
 		bool		fed;
 
+		CHECK_FOR_INTERRUPTS();
+		n = cdir_transfer(srcfd, src, cdir_buf, CDIR_BUFSIZE, false,
+						  dest.wait_event);
 		finish = (n < CDIR_BUFSIZE);
 		total += n;
 		pgstat_report_wait_start(dest.wait_event);
@@ -530,10 +693,14 @@ cdir_files_equal(const char *path1, const char *path2)
 
 	while (equal)
 	{
-		size_t		n1 = cdir_transfer(fd1, path1, cdir_buf, CDIR_BUFSIZE, false,
-									   walvault_wait_event(WALVAULT_WAIT_COMPARE));
-		size_t		n2 = cdir_transfer(fd2, path2, cdir_buf2, CDIR_BUFSIZE, false,
-									   walvault_wait_event(WALVAULT_WAIT_COMPARE));
+		size_t		n1;
+		size_t		n2;
+
+		CHECK_FOR_INTERRUPTS();
+		n1 = cdir_transfer(fd1, path1, cdir_buf, CDIR_BUFSIZE, false,
+						   walvault_wait_event(WALVAULT_WAIT_COMPARE));
+		n2 = cdir_transfer(fd2, path2, cdir_buf2, CDIR_BUFSIZE, false,
+						   walvault_wait_event(WALVAULT_WAIT_COMPARE));
 
 		if (n1 != n2 || memcmp(cdir_buf, cdir_buf2, n1) != 0)
 			equal = false;
@@ -565,10 +732,13 @@ cdir_compressed_equal(const char *src, const char *archived,
 	cmp.equal = true;
 	fd = cdir_open(archived, O_RDONLY);
 
-	while (cmp.equal &&
-		   (n = cdir_transfer(fd, archived, cdir_buf, CDIR_BUFSIZE, false,
-							  walvault_wait_event(WALVAULT_WAIT_COMPARE))) > 0)
+	while (cmp.equal)
 	{
+		CHECK_FOR_INTERRUPTS();
+		n = cdir_transfer(fd, archived, cdir_buf, CDIR_BUFSIZE, false,
+						  walvault_wait_event(WALVAULT_WAIT_COMPARE));
+		if (n == 0)
+			break;
 		if (!walvault_codec_feed(codec, cdir_buf, n, false,
 								 cdir_compare_sink, &cmp, &err))
 		{
