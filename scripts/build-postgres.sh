@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build a PostgreSQL server (17 or 18) from Debian's source package, with
 # what pg_walvault's tests need: TAP test modules, lz4 and zstd,
-# contrib/basic_archive, and pgTAP from Debian's pgtap source package.
+# contrib/basic_archive, injection points (with the injection_points test
+# module, which holds a process at a named point so that a race can be
+# tested deterministically), and pgTAP from Debian's pgtap source package.
 #
 #   bash scripts/build-postgres.sh 17      # prints the pg_config path
 #
@@ -31,7 +33,7 @@ case $version in
 esac
 
 # What the build was made with: change it and the build is made again.
-recipe="configure --enable-tap-tests --with-lz4 --with-zstd --without-icu; basic_archive; test/perl; pgtap"
+recipe="configure --enable-tap-tests --enable-injection-points --with-lz4 --with-zstd --without-icu; basic_archive; injection_points; test/perl; pgtap"
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$recipe" ]; then
 	echo "$prefix/bin/pg_config"
@@ -137,11 +139,12 @@ fetch_source postgresql-"$version" "$suite" src
 log "building PostgreSQL $version into $prefix (make -j$jobs)"
 rm -rf "$prefix"
 cd src
-./configure -q --prefix="$prefix" --enable-tap-tests --with-lz4 --with-zstd \
-	--without-icu >/dev/null
+./configure -q --prefix="$prefix" --enable-tap-tests --enable-injection-points \
+	--with-lz4 --with-zstd --without-icu >/dev/null
 make -s -j"$jobs" >/dev/null
 make -s install >/dev/null
 make -s -C contrib/basic_archive install >/dev/null
+make -s -C src/test/modules/injection_points install >/dev/null
 make -s -C src/test/perl install >/dev/null
 cd "$work"
 
