@@ -60,6 +60,11 @@ struct WalvaultCodec
 	bool		zs_ready;
 };
 
+static bool codec_start_zstd(WalvaultCodec *codec, int level, size_t size,
+							 const char **err);
+static bool codec_start_lz4(WalvaultCodec *codec, int level, const char **err);
+static bool codec_start_gzip(WalvaultCodec *codec, int level,
+							 const char **err);
 static bool codec_step(WalvaultCodec *codec, const char **in, size_t *in_len,
 					   bool finish, size_t *out_len, const char **err);
 static bool codec_step_zstd(WalvaultCodec *codec, const char **in,
@@ -129,8 +134,6 @@ bool
 walvault_codec_start(WalvaultCodec *codec, int level, size_t size,
 					 const char **err)
 {
-	size_t		rc;
-
 	codec->started = false;
 	codec->done = false;
 
@@ -139,121 +142,141 @@ walvault_codec_start(WalvaultCodec *codec, int level, size_t size,
 		case WALVAULT_CODEC_NONE:
 			*err = "no compression method";
 			return false;
-
 		case WALVAULT_CODEC_ZSTD:
-			if (codec->compress)
-			{
-				if (codec->zstd_c == NULL &&
-					(codec->zstd_c = ZSTD_createCCtx()) == NULL)
-				{
-					*err = "out of memory";
-					return false;
-				}
-				rc = ZSTD_CCtx_reset(codec->zstd_c, ZSTD_reset_session_and_parameters);
-				if (!ZSTD_isError(rc))
-					rc = ZSTD_CCtx_setParameter(codec->zstd_c,
-												ZSTD_c_compressionLevel,
-												level == 0 ? ZSTD_CLEVEL_DEFAULT : level);
-				if (!ZSTD_isError(rc))
-					rc = ZSTD_CCtx_setParameter(codec->zstd_c,
-												ZSTD_c_checksumFlag, 1);
-				if (!ZSTD_isError(rc) && size > 0)
-					rc = ZSTD_CCtx_setPledgedSrcSize(codec->zstd_c, size);
-			}
-			else
-			{
-				if (codec->zstd_d == NULL &&
-					(codec->zstd_d = ZSTD_createDCtx()) == NULL)
-				{
-					*err = "out of memory";
-					return false;
-				}
-				rc = ZSTD_DCtx_reset(codec->zstd_d, ZSTD_reset_session_only);
-			}
-			if (ZSTD_isError(rc))
-			{
-				*err = ZSTD_getErrorName(rc);
-				return false;
-			}
-			return true;
-
+			return codec_start_zstd(codec, level, size, err);
 		case WALVAULT_CODEC_LZ4:
-			if (codec->compress)
-			{
-				if (codec->lz4_c == NULL)
-				{
-					rc = LZ4F_createCompressionContext(&codec->lz4_c,
-													   LZ4F_VERSION);
-					if (LZ4F_isError(rc))
-					{
-						codec->lz4_c = NULL;
-						*err = LZ4F_getErrorName(rc);
-						return false;
-					}
-				}
-				/*
-				 * Frames as PostgreSQL's own lz4 users (pg_basebackup, the
-				 * server side of base backups) write them: 256 kB blocks, no
-				 * content checksum.  On our machines the checksum halved
-				 * the speed of lz4, the one method chosen for speed, and WAL
-				 * needs it less than most data: every WAL record carries a
-				 * CRC-32C that recovery checks.
-				 */
-				memset(&codec->lz4_prefs, 0, sizeof(codec->lz4_prefs));
-				codec->lz4_prefs.compressionLevel = level;
-				codec->lz4_prefs.frameInfo.blockSizeID = LZ4F_max256KB;
-				/* the staging buffer must hold the output of any piece */
-				if (LZ4F_compressBound(CODEC_LZ4_CHUNK, &codec->lz4_prefs) +
-					LZ4F_HEADER_SIZE_MAX > codec->bufsize)
-				{
-					*err = "lz4 output bound exceeds the buffer";
-					return false;
-				}
-			}
-			else
-			{
-				if (codec->lz4_d == NULL)
-				{
-					rc = LZ4F_createDecompressionContext(&codec->lz4_d,
-														 LZ4F_VERSION);
-					if (LZ4F_isError(rc))
-					{
-						codec->lz4_d = NULL;
-						*err = LZ4F_getErrorName(rc);
-						return false;
-					}
-				}
-				LZ4F_resetDecompressionContext(codec->lz4_d);
-			}
-			return true;
-
+			return codec_start_lz4(codec, level, err);
 		case WALVAULT_CODEC_GZIP:
-			if (codec->zs_ready)
-			{
-				/* a level is fixed at init: start over rather than reset */
-				if (codec->compress)
-					deflateEnd(&codec->zs);
-				else
-					inflateEnd(&codec->zs);
-				codec->zs_ready = false;
-			}
-			memset(&codec->zs, 0, sizeof(codec->zs));
-			/* 16 + MAX_WBITS: a gzip wrapper, not zlib or raw deflate */
-			if ((codec->compress ?
-				 deflateInit2(&codec->zs,
-							  level == 0 ? Z_DEFAULT_COMPRESSION : level,
-							  Z_DEFLATED, 16 + MAX_WBITS, 8,
-							  Z_DEFAULT_STRATEGY) :
-				 inflateInit2(&codec->zs, 16 + MAX_WBITS)) != Z_OK)
-			{
-				*err = codec->zs.msg ? codec->zs.msg : "out of memory";
-				return false;
-			}
-			codec->zs_ready = true;
-			return true;
+			return codec_start_gzip(codec, level, err);
 	}
 	*err = "unknown compression method";
 	return false;
+}
+
+static bool
+codec_start_zstd(WalvaultCodec *codec, int level, size_t size,
+				 const char **err)
+{
+	size_t		rc;
+
+	if (codec->compress)
+	{
+		if (codec->zstd_c == NULL &&
+			(codec->zstd_c = ZSTD_createCCtx()) == NULL)
+		{
+			*err = "out of memory";
+			return false;
+		}
+		rc = ZSTD_CCtx_reset(codec->zstd_c, ZSTD_reset_session_and_parameters);
+		if (!ZSTD_isError(rc))
+			rc = ZSTD_CCtx_setParameter(codec->zstd_c,
+										ZSTD_c_compressionLevel,
+										level == 0 ? ZSTD_CLEVEL_DEFAULT : level);
+		if (!ZSTD_isError(rc))
+			rc = ZSTD_CCtx_setParameter(codec->zstd_c,
+										ZSTD_c_checksumFlag, 1);
+		if (!ZSTD_isError(rc) && size > 0)
+			rc = ZSTD_CCtx_setPledgedSrcSize(codec->zstd_c, size);
+	}
+	else
+	{
+		if (codec->zstd_d == NULL &&
+			(codec->zstd_d = ZSTD_createDCtx()) == NULL)
+		{
+			*err = "out of memory";
+			return false;
+		}
+		rc = ZSTD_DCtx_reset(codec->zstd_d, ZSTD_reset_session_only);
+	}
+	if (ZSTD_isError(rc))
+	{
+		*err = ZSTD_getErrorName(rc);
+		return false;
+	}
+	return true;
+}
+
+static bool
+codec_start_lz4(WalvaultCodec *codec, int level, const char **err)
+{
+	size_t		rc;
+
+	if (!codec->compress)
+	{
+		if (codec->lz4_d == NULL)
+		{
+			rc = LZ4F_createDecompressionContext(&codec->lz4_d, LZ4F_VERSION);
+			if (LZ4F_isError(rc))
+			{
+				codec->lz4_d = NULL;
+				*err = LZ4F_getErrorName(rc);
+				return false;
+			}
+		}
+		LZ4F_resetDecompressionContext(codec->lz4_d);
+		return true;
+	}
+
+	if (codec->lz4_c == NULL)
+	{
+		rc = LZ4F_createCompressionContext(&codec->lz4_c, LZ4F_VERSION);
+		if (LZ4F_isError(rc))
+		{
+			codec->lz4_c = NULL;
+			*err = LZ4F_getErrorName(rc);
+			return false;
+		}
+	}
+
+	/*
+	 * Frames as PostgreSQL's own lz4 users (pg_basebackup, the server side
+	 * of base backups) write them: 256 kB blocks, no content checksum.  On
+	 * our machines the checksum halved the speed of lz4, the one method
+	 * chosen for speed, and WAL needs it less than most data: every WAL
+	 * record carries a CRC-32C that recovery checks.
+	 */
+	memset(&codec->lz4_prefs, 0, sizeof(codec->lz4_prefs));
+	codec->lz4_prefs.compressionLevel = level;
+	codec->lz4_prefs.frameInfo.blockSizeID = LZ4F_max256KB;
+	/* the staging buffer must hold the output of any piece */
+	if (LZ4F_compressBound(CODEC_LZ4_CHUNK, &codec->lz4_prefs) +
+		LZ4F_HEADER_SIZE_MAX > codec->bufsize)
+	{
+		*err = "lz4 output bound exceeds the buffer";
+		return false;
+	}
+	return true;
+}
+
+static bool
+codec_start_gzip(WalvaultCodec *codec, int level, const char **err)
+{
+	int			rc;
+
+	if (codec->zs_ready)
+	{
+		/* a level is fixed at init: start over rather than reset */
+		if (codec->compress)
+			deflateEnd(&codec->zs);
+		else
+			inflateEnd(&codec->zs);
+		codec->zs_ready = false;
+	}
+	memset(&codec->zs, 0, sizeof(codec->zs));
+	/* 16 + MAX_WBITS: a gzip wrapper, not zlib or raw deflate */
+	if (codec->compress)
+		rc = deflateInit2(&codec->zs,
+						  level == 0 ? Z_DEFAULT_COMPRESSION : level,
+						  Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+	else
+		rc = inflateInit2(&codec->zs, 16 + MAX_WBITS);
+	if (rc != Z_OK)
+	{
+		*err = codec->zs.msg ? codec->zs.msg : "out of memory";
+		return false;
+	}
+	codec->zs_ready = true;
+	return true;
 }
 
 /*
