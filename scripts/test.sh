@@ -18,15 +18,16 @@
 # copy, for instance, when several trees are tested at once: "make install"
 # puts each tree's library into the server it tests).
 #
-# Versions run one after the other, or side by side with TEST_JOBS=N (each
-# has its own copy of the tree and its own installation).  The last line
+# Versions run side by side, TEST_JOBS (default 3) at a time: each has its
+# own copy of the tree and its own installation, and most of a TAP test's
+# time is spent waiting; TEST_JOBS=1 runs them one after the other.  The last line
 # says how many versions passed and failed; the exit status is non-zero if
 # any failed.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 TEST_USER=${TEST_USER:-postgres}
-TEST_JOBS=${TEST_JOBS:-1}
+TEST_JOBS=${TEST_JOBS:-3}
 SUPPORTED=(15 17 18)
 cache=${PG_WALVAULT_CACHE:-/var/cache/pg_walvault}
 
