@@ -163,7 +163,7 @@ am_archive(const char *file, const char *path)
 		return am_archive_via_pool(dsm, file, path);
 	if (walvault_preloaded)
 		return am_archive_self(file, path);
-	/* not preloaded: archiving by ourselves is the normal case, said once */
+	/* not preloaded: we archive every file ourselves, as am_init() said */
 	return walvault_archive_file_guarded(file, path, am_slot);
 }
 
