@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Install what pg_walvault needs to build, run and test on Debian bookworm.
 # Run as root.  Does nothing when everything is installed already.
+#
+# Tests only: gdb holds an archive worker with the main lock
+# (t/019_history_lock.pl).
 set -euo pipefail
 
 packages=(
@@ -9,6 +12,7 @@ packages=(
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
 	libzstd-dev liblz4-dev zlib1g-dev
 	zstd lz4 gzip
+	gdb
 )
 
 missing=()

@@ -136,11 +136,14 @@ static void
 coll_on_exit(int code, Datum arg)
 {
 	LWLockReleaseAll();
-	walvault_history_save(coll_hist);
+	walvault_history_save();
 	walvault_slot_release(coll_dsm, WALVAULT_SLOT_COLLECTOR, code != 0);
 }
 
-/* Delta of a counter that a reset may have taken below its base. */
+/*
+ * Delta of one of the server's counters, which pg_stat_reset_shared() may
+ * have taken below its base: it then counts from the reset.
+ */
 static inline uint64
 coll_delta(uint64 now, uint64 base)
 {
@@ -151,54 +154,49 @@ static void
 coll_take_sample(void)
 {
 	WalvaultSample sample;
-	XLogRecPtr	insert_lsn = GetXLogInsertRecPtr();
-	TimestampTz now = GetCurrentTimestamp();
-	uint64		archived_count = pg_atomic_read_u64(&walvault_shared->archived_count);
-	uint64		archived_bytes = pg_atomic_read_u64(&walvault_shared->archived_bytes);
-	uint64		stored_bytes = pg_atomic_read_u64(&walvault_shared->stored_bytes);
-	uint64		failed_count = pg_atomic_read_u64(&walvault_shared->failed_count);
-	WalvaultServerStats server;
-	WalvaultSavedState *base;
+	WalvaultCollectorBase next;
+	WalvaultCollectorBase prev;
+	WalvaultCounters delta;
 
-	coll_server_stats(&server);
 	memset(&sample, 0, sizeof(sample));
-	sample.sample_time = now;
-	walvault_pending(coll_dsm, insert_lsn, &sample.pending_count,
+	memset(&next, 0, sizeof(next));
+	next.wal_position = GetXLogInsertRecPtr();
+	next.time = GetCurrentTimestamp();
+	coll_server_stats(&next.server);
+	sample.sample_time = next.time;
+	walvault_pending(coll_dsm, next.wal_position, &sample.pending_count,
 					 &sample.archive_lag_bytes);
 
-	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
-	base = &walvault_shared->saved;
-	if (base->base_time != 0 && now > base->base_time)
-		sample.interval_secs = (now - base->base_time) / 1000000.0;
+	/*
+	 * Our own counters are read and the base moved in one step, after the
+	 * directory scan: what is counted meanwhile goes into this sample.
+	 * Resets do not touch the totals read here (counters.c).
+	 */
+	walvault_stats_advance_collector(&next, &prev);
+	walvault_counters_diff(&next.counters, &prev.counters, &delta);
+
+	if (prev.time != 0 && next.time > prev.time)
+		sample.interval_secs = (next.time - prev.time) / 1000000.0;
 	else
 		sample.interval_secs = walvault_stats_interval / 1000.0;
-	if (base->base_insert_lsn != InvalidXLogRecPtr &&
-		insert_lsn > base->base_insert_lsn)
-		sample.wal_bytes = insert_lsn - base->base_insert_lsn;
-	sample.archived_count = coll_delta(archived_count, base->base_archived_count);
-	sample.archived_bytes = coll_delta(archived_bytes, base->base_archived_bytes);
-	sample.stored_bytes = coll_delta(stored_bytes, base->base_stored_bytes);
-	sample.failed_count = coll_delta(failed_count, base->base_failed_count);
-	sample.wal_records = coll_delta(server.wal_records,
-									base->base_server.wal_records);
-	sample.wal_fpi = coll_delta(server.wal_fpi, base->base_server.wal_fpi);
-	sample.checkpoints = coll_delta(server.checkpoints,
-									base->base_server.checkpoints);
-	sample.server_archived_count = coll_delta(server.archived_count,
-											  base->base_server.archived_count);
-	sample.server_failed_count = coll_delta(server.failed_count,
-											base->base_server.failed_count);
+	if (prev.wal_position != InvalidXLogRecPtr &&
+		next.wal_position > prev.wal_position)
+		sample.wal_bytes = next.wal_position - prev.wal_position;
+	sample.archived_count = delta.archived_count;
+	sample.archived_bytes = delta.archived_bytes;
+	sample.stored_bytes = delta.stored_bytes;
+	sample.failed_count = delta.failed_count;
+	sample.wal_records = coll_delta(next.server.wal_records,
+									prev.server.wal_records);
+	sample.wal_fpi = coll_delta(next.server.wal_fpi, prev.server.wal_fpi);
+	sample.checkpoints = coll_delta(next.server.checkpoints,
+									prev.server.checkpoints);
+	sample.server_archived_count = coll_delta(next.server.archived_count,
+											  prev.server.archived_count);
+	sample.server_failed_count = coll_delta(next.server.failed_count,
+											prev.server.failed_count);
 
-	base->base_server = server;
-	base->base_archived_count = archived_count;
-	base->base_archived_bytes = archived_bytes;
-	base->base_stored_bytes = stored_bytes;
-	base->base_failed_count = failed_count;
-	base->base_insert_lsn = insert_lsn;
-	base->base_time = now;
-
-	walvault_history_append(coll_hist, &sample);
-	LWLockRelease(walvault_shared->lock);
+	walvault_history_append(coll_hist, &sample, 1);
 }
 
 /*

@@ -7,7 +7,8 @@
  * with durable_rename(), both read once at startup and removed at once, so
  * that a crash never brings back numbers from before it:
  *
- * - pg_walvault.stat: the counters of the fixed block.  Written by the
+ * - pg_walvault.stat: the statistics of the fixed block (WalvaultStats,
+ *	 written whole).  Written by the
  *	 postmaster when it exits cleanly, after the archiver's last cycle, so it
  *	 includes the files the archiver archived at shutdown.  Loaded by the
  *	 postmaster when it creates shared memory.
@@ -42,19 +43,14 @@
 #define HISTORY_FILE	PGSTAT_STAT_PERMANENT_DIRECTORY "/pg_walvault_history.stat"
 #define STATS_MAGIC		0x57565331	/* "WVS1" */
 #define HISTORY_MAGIC	0x57564831	/* "WVH1" */
-/* Bump when a struct written to a file changes. */
-#define SFILE_FORMAT	1
+/* Bump when a struct written to a file changes. 2: WalvaultStats. */
+#define SFILE_FORMAT	2
 
-/* What the counters file holds: the atomics' values and the saved state. */
+/* What the counters file holds. */
 typedef struct SfileCounters
 {
 	uint64		token;
-	uint64		archived_count;
-	uint64		archived_bytes;
-	uint64		stored_bytes;
-	uint64		failed_count;
-	uint64		latency_hist[WALVAULT_LATENCY_BUCKETS];
-	WalvaultSavedState saved;
+	WalvaultStats stats;
 } SfileCounters;
 
 /* Header of the history file, followed by nsamples WalvaultSample. */
@@ -78,7 +74,6 @@ walvault_stats_load(void)
 {
 	SfileCounters *c;
 	size_t		len;
-	int			i;
 
 	if (!walvault_save_stats)
 	{
@@ -100,13 +95,7 @@ walvault_stats_load(void)
 		return;
 	}
 
-	pg_atomic_write_u64(&walvault_shared->archived_count, c->archived_count);
-	pg_atomic_write_u64(&walvault_shared->archived_bytes, c->archived_bytes);
-	pg_atomic_write_u64(&walvault_shared->stored_bytes, c->stored_bytes);
-	pg_atomic_write_u64(&walvault_shared->failed_count, c->failed_count);
-	for (i = 0; i < WALVAULT_LATENCY_BUCKETS; i++)
-		pg_atomic_write_u64(&walvault_shared->latency_hist[i], c->latency_hist[i]);
-	walvault_shared->saved = c->saved;
+	walvault_stats_set(&c->stats);
 	walvault_shared->loaded_token = c->token;
 	pfree(c);
 }
@@ -118,47 +107,35 @@ void
 walvault_stats_save(int code, Datum arg)
 {
 	SfileCounters c;
-	int			i;
 
 	if (code != 0 || !walvault_save_stats || walvault_shared == NULL)
 		return;
 
 	memset(&c, 0, sizeof(c));
 	c.token = walvault_shared->stats_token;
-	c.archived_count = pg_atomic_read_u64(&walvault_shared->archived_count);
-	c.archived_bytes = pg_atomic_read_u64(&walvault_shared->archived_bytes);
-	c.stored_bytes = pg_atomic_read_u64(&walvault_shared->stored_bytes);
-	c.failed_count = pg_atomic_read_u64(&walvault_shared->failed_count);
-	for (i = 0; i < WALVAULT_LATENCY_BUCKETS; i++)
-		c.latency_hist[i] = pg_atomic_read_u64(&walvault_shared->latency_hist[i]);
-	/* every other process is gone: no lock needed */
-	c.saved = walvault_shared->saved;
+	walvault_stats_copy(&c.stats);
 
 	(void) sfile_write(STATS_FILE, STATS_MAGIC, &c, sizeof(c), NULL, 0);
 }
 
 /*
- * Collector, at exit: save the history ring.
+ * Collector, at exit: save the history ring.  The copy is taken under the
+ * history lock only (history.c), which nothing on the archive path takes.
  */
 void
-walvault_history_save(WalvaultHistory *hist)
+walvault_history_save(void)
 {
 	SfileHistoryHeader hdr;
 	WalvaultSample *samples;
 	int			n;
-	int			i;
 
-	if (!walvault_save_stats || hist == NULL)
+	if (!walvault_save_stats)
 		return;
 
-	LWLockAcquire(walvault_shared->lock, LW_SHARED);
-	n = walvault_history_count(hist);
-	samples = palloc(sizeof(WalvaultSample) * Max(n, 1));
-	for (i = 0; i < n; i++)
-		samples[i] = *walvault_history_get(hist, i);
+	samples = walvault_history_copy(&n);
+	if (samples == NULL)
+		return;
 	hdr.token = walvault_shared->stats_token;
-	LWLockRelease(walvault_shared->lock);
-
 	hdr.nsamples = n;
 	hdr.sample_size = sizeof(WalvaultSample);
 	(void) sfile_write(HISTORY_FILE, HISTORY_MAGIC, &hdr, sizeof(hdr),
@@ -177,7 +154,7 @@ walvault_history_load(WalvaultHistory *hist)
 	size_t		len;
 	SfileHistoryHeader *hdr;
 	WalvaultSample *samples;
-	uint32		i;
+	int			skip;
 
 	data = sfile_read(HISTORY_FILE, HISTORY_MAGIC, &len);
 	unlink(HISTORY_FILE);
@@ -203,10 +180,9 @@ walvault_history_load(WalvaultHistory *hist)
 	}
 
 	samples = (WalvaultSample *) (data + sizeof(SfileHistoryHeader));
-	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
-	for (i = 0; i < hdr->nsamples; i++)
-		walvault_history_append(hist, &samples[i]);
-	LWLockRelease(walvault_shared->lock);
+	/* a ring smaller than the saved history keeps the newest samples */
+	skip = Max((int) hdr->nsamples - hist->capacity, 0);
+	walvault_history_append(hist, samples + skip, hdr->nsamples - skip);
 	pfree(data);
 }
 
