@@ -160,7 +160,7 @@ coll_take_sample(void)
 
 	memset(&sample, 0, sizeof(sample));
 	memset(&next, 0, sizeof(next));
-	next.wal_position = GetXLogInsertRecPtr();
+	next.wal_position = walvault_wal_position();
 	next.time = GetCurrentTimestamp();
 	coll_server_stats(&next.server);
 	sample.sample_time = next.time;

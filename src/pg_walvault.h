@@ -165,7 +165,8 @@ extern void walvault_history_load(WalvaultHistory *hist);
 extern void walvault_history_discard_file(void);
 
 /* wal_status.c */
-extern void walvault_pending(WalvaultDsm *dsm, XLogRecPtr insert_lsn,
+extern XLogRecPtr walvault_wal_position(void);
+extern void walvault_pending(WalvaultDsm *dsm, XLogRecPtr position,
 							 int64 *pending_count, uint64 *lag_bytes);
 extern int	walvault_name_cmp(const void *a, const void *b);
 

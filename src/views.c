@@ -148,7 +148,7 @@ views_stats(FunctionCallInfo fcinfo, ViewsApiVersion api)
 		elog(ERROR, "return type must be a row type");
 
 	dsm = walvault_dsm_attach();
-	walvault_pending(dsm, GetXLogInsertRecPtr(), &pending, &lag);
+	walvault_pending(dsm, walvault_wal_position(), &pending, &lag);
 
 	/* counters since the last reset, all from one copy */
 	walvault_stats_copy(&stats);

@@ -7,6 +7,13 @@
  * a worker archived ahead is still ".ready" until the archiver asks for it,
  * so the queue tells which of the ready files are in fact archived.
  *
+ * How far WAL has got depends on what the server is doing.  A primary
+ * writes WAL: its insert position moves.  A standby (which archives with
+ * archive_mode = always) writes none of its own while in recovery; its
+ * insert position stays where recovery started, and the WAL that reaches
+ * pg_wal, and the archive, is what the WAL receiver has flushed or what
+ * was restored and replayed.
+ *
  * src/wal_status.c
  *
  *-------------------------------------------------------------------------
@@ -15,6 +22,8 @@
 
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
+#include "access/xlogrecovery.h"
+#include "replication/walreceiver.h"
 #include "storage/fd.h"
 
 #include "pg_walvault.h"
@@ -27,13 +36,33 @@ walvault_name_cmp(const void *a, const void *b)
 }
 
 /*
+ * The end of the WAL this server has: the insert position on a primary;
+ * during recovery, the further of what the WAL receiver has flushed and
+ * what recovery has replayed (a standby fed by restore_command alone has
+ * no WAL receiver).
+ */
+XLogRecPtr
+walvault_wal_position(void)
+{
+	XLogRecPtr	received;
+	XLogRecPtr	replayed;
+
+	if (!RecoveryInProgress())
+		return GetXLogInsertRecPtr();
+
+	received = GetWalRcvFlushRecPtr(NULL, NULL);
+	replayed = GetXLogReplayRecPtr(NULL);
+	return Max(received, replayed);
+}
+
+/*
  * Count the files ready but not yet archived, and compute the archive lag:
- * WAL written (up to insert_lsn) that is not yet archived, i.e. from the
- * start of the oldest pending segment, or of the current segment if none is
- * pending.
+ * WAL this server has (up to position, see walvault_wal_position()) that
+ * is not yet archived, i.e. from the start of the oldest pending segment,
+ * or of the current segment if none is pending.
  */
 void
-walvault_pending(WalvaultDsm *dsm, XLogRecPtr insert_lsn,
+walvault_pending(WalvaultDsm *dsm, XLogRecPtr position,
 				 int64 *pending_count, uint64 *lag_bytes)
 {
 	DIR		   *dir;
@@ -44,7 +73,7 @@ walvault_pending(WalvaultDsm *dsm, XLogRecPtr insert_lsn,
 	char	  (*done)[WALVAULT_FNAME_LEN] = NULL;
 	int			ndone = 0;
 
-	XLByteToSeg(insert_lsn, oldest, wal_segment_size);
+	XLByteToSeg(position, oldest, wal_segment_size);
 
 	/* names archived ahead, sorted for lookup */
 	if (dsm != NULL)
@@ -93,5 +122,5 @@ walvault_pending(WalvaultDsm *dsm, XLogRecPtr insert_lsn,
 
 	XLogSegNoOffsetToRecPtr(oldest, 0, wal_segment_size, lag_start);
 	*pending_count = ready;
-	*lag_bytes = insert_lsn > lag_start ? insert_lsn - lag_start : 0;
+	*lag_bytes = position > lag_start ? position - lag_start : 0;
 }
