@@ -8,9 +8,9 @@
  * that a crash never brings back numbers from before it:
  *
  * - pg_walvault.stat: the statistics of the fixed block (WalvaultStats,
- *	 written whole).  Written by the postmaster when it exits cleanly, after
- *	 the archiver's last cycle, so it includes the files the archiver
- *	 archived at shutdown.  Loaded by the postmaster when it creates
+ *	 written whole).  Written by the postmaster when it exits after a clean
+ *	 shutdown, after the archiver's last cycle, so it includes the files the
+ *	 archiver archived at shutdown.  Loaded by the postmaster when it creates
  *	 shared memory.
  *
  * - pg_walvault_history.stat: the history ring.  Written by the collector
@@ -19,6 +19,12 @@
  *	 run that wrote it, and is only loaded if the counters file loaded at
  *	 startup carries the same token: after a crash there is no counters
  *	 file, so an old history file is ignored.
+ *
+ * A clean shutdown is one that ended with a shutdown checkpoint (or, on a
+ * standby, a shutdown restartpoint), which the control file records.  An
+ * immediate shutdown ("pg_ctl stop -m immediate") skips it and leads to
+ * crash recovery at the next start; like the server's own statistics, ours
+ * then start from zero, although the postmaster exits with status 0.
  *
  * Reading never trusts a file: it is removed before it is parsed (a file
  * that upsets us cannot do so at the next start too), its magic number,
@@ -35,9 +41,12 @@
  */
 #include "postgres.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access/xlog_internal.h"
+#include "catalog/pg_control.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/pg_crc32c.h"
@@ -82,6 +91,7 @@ typedef struct SfileReader
 	pg_crc32c	crc;			/* of what was read so far */
 } SfileReader;
 
+static bool sfile_clean_shutdown(void);
 static bool sfile_write(const char *path, uint32 magic, const void *part1,
 						size_t len1, const void *part2, size_t len2);
 static bool sfile_open(SfileReader *r, const char *path, uint32 magic);
@@ -125,7 +135,8 @@ walvault_stats_load(void)
 }
 
 /*
- * Postmaster exit callback: save the statistics, only on a clean exit.
+ * Postmaster exit callback: save the statistics, only after a clean
+ * shutdown.
  */
 void
 walvault_stats_save(int code, Datum arg)
@@ -134,11 +145,52 @@ walvault_stats_save(int code, Datum arg)
 
 	if (code != 0 || !walvault_save_stats || walvault_shared == NULL)
 		return;
+	if (!sfile_clean_shutdown())
+	{
+		ereport(LOG,
+				(errmsg("pg_walvault statistics not saved: the server did not shut down cleanly"),
+				 errdetail("Statistics start from zero after a crash or an immediate shutdown.")));
+		return;
+	}
 
 	memset(&c, 0, sizeof(c));
 	c.token = walvault_shared->stats_token;
 	walvault_stats_copy(&c.stats);
 	(void) sfile_write(STATS_FILE, STATS_MAGIC, &c, sizeof(c), NULL, 0);
+}
+
+/*
+ * Did the server shut down cleanly?  The shutdown checkpoint (or shutdown
+ * restartpoint on a standby) marks the control file; an immediate shutdown
+ * leaves it "in production" or "in archive recovery", as a crash does.
+ * Read with plain system calls: nothing here may raise an error in an exit
+ * callback.  In doubt (unreadable, damaged), the answer is no.
+ */
+static bool
+sfile_clean_shutdown(void)
+{
+	ControlFileData control;
+	pg_crc32c	crc;
+	int			fd;
+	ssize_t		len;
+
+	fd = open(XLOG_CONTROL_FILE, O_RDONLY | PG_BINARY, 0);
+	if (fd < 0)
+		return false;
+	len = read(fd, &control, sizeof(control));
+	close(fd);
+	if (len != sizeof(control))
+		return false;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, &control, offsetof(ControlFileData, crc));
+	FIN_CRC32C(crc);
+	if (!EQ_CRC32C(crc, control.crc) ||
+		control.pg_control_version != PG_CONTROL_VERSION)
+		return false;
+
+	return control.state == DB_SHUTDOWNED ||
+		control.state == DB_SHUTDOWNED_IN_RECOVERY;
 }
 
 /*

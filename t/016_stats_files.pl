@@ -1,7 +1,8 @@
-# Statistics files: every counter kept across a clean shutdown, and never
-# able to stop the server: a truncated file, a huge sparse one, one of
-# another format version are each removed and reported with one WARNING,
-# and the server starts with statistics from zero.
+# Statistics files: kept across a clean shutdown only (an immediate shutdown
+# counts as a crash, as for the server's own statistics), and never able to
+# stop the server: a truncated file, a huge sparse one, one of another
+# format version are each removed and reported with one WARNING, and the
+# server starts with statistics from zero.
 use strict;
 use warnings;
 use FindBin;
@@ -39,6 +40,26 @@ sub count_in_log
 	my $n = () = $log =~ /$re/g;
 	return $n;
 }
+
+# --- an immediate shutdown is a crash for our statistics too
+archive_some();
+my ($count, $reset) = split /\|/,
+  $node->safe_psql('postgres', 'SELECT archived_count, stats_reset FROM pg_stat_walvault');
+cmp_ok($count, '>', 0, "$count files archived before the immediate shutdown");
+my $offset = -s $node->logfile;
+$node->stop('immediate');
+ok(!-e $statfile, 'an immediate shutdown writes no statistics file');
+like(slurp_file($node->logfile, $offset),
+	qr/LOG:  pg_walvault statistics not saved: the server did not shut down cleanly/,
+	'and says so');
+$node->start;
+is( $node->safe_psql('postgres',
+		"SELECT archived_count < $count AND stats_reset > '$reset' FROM pg_stat_walvault"),
+	't', 'after an immediate shutdown the counters start from zero');
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) > 0 AND min(sample_time) > pg_postmaster_start_time() FROM pg_stat_walvault_history"
+	),
+	'and the history from nothing');
 
 # --- a clean shutdown keeps every one of them (the baseline for what
 # follows); a failure first, so that there is one to keep
