@@ -172,6 +172,10 @@ extern int	walvault_name_cmp(const void *a, const void *b);
 
 /* collector.c */
 extern PGDLLEXPORT void walvault_collector_main(Datum main_arg);
+extern void walvault_collector_started(void);
+extern void walvault_collector_stopped(WalvaultDsm *dsm);
+extern long walvault_collector_delay(void);
+extern void walvault_collector_retry_now(void);
 
 /* coordinator.c */
 extern void walvault_register_coordinator(void);
