@@ -17,7 +17,9 @@
  * of the same shutdown.  bench/history_reader.sh uses it to start servers
  * with a full history of a million samples, which the collector would take
  * hours to fill.  Only the layout above is assumed; the magic number and
- * format are checked against what stats_file.c writes today.
+ * format are checked: format 2 is what stats_file.c writes today, format 1
+ * (before issue 10) has the same history layout, so that a build from before
+ * can be measured too.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -26,7 +28,8 @@
 #include <string.h>
 
 #define HISTORY_MAGIC	0x57564831	/* "WVH1" */
-#define SFILE_FORMAT	2
+#define SFILE_FORMAT_MIN	1
+#define SFILE_FORMAT_MAX	2
 #define HEAD_SIZE		24			/* magic, format, token, nsamples, size */
 
 static uint32_t crc_table[256];
@@ -97,7 +100,8 @@ main(int argc, char **argv)
 	memcpy(&sample_size, old + 20, 4);
 	memcpy(&stored_crc, old + size - 4, 4);
 	errno = 0;
-	if (magic != HISTORY_MAGIC || format != SFILE_FORMAT)
+	if (magic != HISTORY_MAGIC ||
+		format < SFILE_FORMAT_MIN || format > SFILE_FORMAT_MAX)
 		die("not a history file of the format this program knows");
 	if (nsamples == 0 || sample_size < 8 ||
 		(long) (HEAD_SIZE + (uint64_t) nsamples * sample_size + 4) != size)
