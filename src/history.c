@@ -12,12 +12,17 @@
  * under the history lock while it reads.
  *
  * The ring has its own LWLock (WalvaultShared->history_lock) because the
- * work done under it grows with pg_walvault.history_size: reading the whole
- * history copies up to a million samples.  Under the main lock, which every
- * archive worker takes several times per file, such a copy would stall
- * archiving; under this one it can only delay the collector's next append.
- * Every access goes through the functions of this file, which take the
- * lock themselves.
+ * work of reading it grows with pg_walvault.history_size: the whole
+ * history is up to a million samples.  Under the main lock, which every
+ * archive worker takes several times per file, such a read would stall
+ * archiving.  Under this one it can only delay the collector's next
+ * append, and not for long: a reader copies HIST_CHUNK samples at a time
+ * (a cursor), releasing the lock in between, so that neither its lock hold
+ * nor its memory grows with the setting.  Samples are numbered for good
+ * (see WalvaultHistory), so a cursor knows when the collector overwrote or
+ * a reset dropped samples it had not copied yet, and skips them; a read
+ * never shows a sample twice or one torn by the collector.  Every access
+ * goes through the functions of this file, which take the lock themselves.
  *
  * src/history.c
  *
@@ -33,7 +38,13 @@
 static dsm_segment *hist_seg = NULL;
 static dsm_handle hist_handle = DSM_HANDLE_INVALID;
 
+/* Samples a cursor copies per lock hold: about 460 kB. */
+#define HIST_CHUNK	4096
+
 static WalvaultHistory *hist_current(void);
+static uint64 hist_oldest(const WalvaultHistory *hist);
+static void hist_copy_out(const WalvaultHistory *hist, uint64 from, uint64 n,
+						  WalvaultSample *out);
 
 /* Bytes of dynamic shared memory a ring of capacity samples takes. */
 Size
@@ -90,6 +101,30 @@ hist_current(void)
 	return dsm_segment_address(hist_seg);
 }
 
+/* Number of the oldest sample the ring holds (next if none). */
+static uint64
+hist_oldest(const WalvaultHistory *hist)
+{
+	uint64		oldest = hist->first;
+
+	if (hist->next > (uint64) hist->capacity)
+		oldest = Max(oldest, hist->next - hist->capacity);
+	return oldest;
+}
+
+/* Copy samples number from .. from + n - 1, held by the ring, to out. */
+static void
+hist_copy_out(const WalvaultHistory *hist, uint64 from, uint64 n,
+			  WalvaultSample *out)
+{
+	uint64		start = from % hist->capacity;
+	uint64		head = Min(n, (uint64) hist->capacity - start);
+
+	/* at most two runs: to the end of the ring, then from its start */
+	memcpy(out, &hist->samples[start], sizeof(WalvaultSample) * head);
+	memcpy(out + head, hist->samples, sizeof(WalvaultSample) * (n - head));
+}
+
 /*
  * Collector: create a ring of capacity samples, with the newest samples of
  * the current ring (if any), publish it and drop the old one.  Fails with
@@ -111,17 +146,15 @@ walvault_history_create(int capacity)
 	hist->magic = WALVAULT_HISTORY_MAGIC;
 	hist->capacity = capacity;
 	hist->next = 0;
+	hist->first = 0;
 
 	LWLockAcquire(walvault_shared->history_lock, LW_EXCLUSIVE);
 	if (old != NULL)
 	{
-		uint64		n = Min(old->next, (uint64) old->capacity);
-		uint64		i;
+		uint64		n = Min(old->next - hist_oldest(old), (uint64) capacity);
 
-		n = Min(n, (uint64) capacity);
-		for (i = old->next - n; i < old->next; i++)
-			hist->samples[hist->next++ % capacity] =
-				old->samples[i % old->capacity];
+		hist_copy_out(old, old->next - n, n, hist->samples);
+		hist->next = n;
 	}
 	walvault_shared->history_handle = dsm_segment_handle(seg);
 	LWLockRelease(walvault_shared->history_lock);
@@ -156,36 +189,84 @@ walvault_history_append(WalvaultHistory *hist, const WalvaultSample *samples,
 }
 
 /*
- * A copy of every sample held, oldest first, palloc'd; *n is set to their
- * number.  NULL (and *n = 0) when there is no ring.
+ * Begin a read of every sample the ring holds now, oldest first.  Samples
+ * appended later are not part of it.
  */
-WalvaultSample *
-walvault_history_copy(int *n)
+void
+walvault_history_begin(WalvaultHistoryCursor *cursor)
 {
-	WalvaultSample *copy = NULL;
 	WalvaultHistory *hist;
 
-	*n = 0;
+	cursor->handle = DSM_HANDLE_INVALID;
+	cursor->pos = cursor->end = 0;
 	if (walvault_history_attach() == NULL)
-		return NULL;
+		return;
 
 	LWLockAcquire(walvault_shared->history_lock, LW_SHARED);
 	hist = hist_current();
 	if (hist != NULL)
 	{
-		uint64		count = Min(hist->next, (uint64) hist->capacity);
-		uint64		first = hist->next - count;
-		uint64		start = first % hist->capacity;
-		uint64		head = Min(count, (uint64) hist->capacity - start);
-
-		/* at most two runs: from first to the end of the ring, then from 0 */
-		copy = palloc(sizeof(WalvaultSample) * Max(count, 1));
-		memcpy(copy, &hist->samples[start], sizeof(WalvaultSample) * head);
-		memcpy(copy + head, hist->samples,
-			   sizeof(WalvaultSample) * (count - head));
-		*n = (int) count;
+		cursor->handle = hist_handle;
+		cursor->pos = hist_oldest(hist);
+		cursor->end = hist->next;
 	}
 	LWLockRelease(walvault_shared->history_lock);
+}
+
+/*
+ * Copy the next samples of a read, at most max, into buf; returns how many
+ * (0 at the end).  Samples the collector overwrote or a reset dropped since
+ * the read began are skipped; if the ring was replaced (a new size), the
+ * read ends there.
+ */
+int
+walvault_history_fetch(WalvaultHistoryCursor *cursor, WalvaultSample *buf,
+					   int max)
+{
+	WalvaultHistory *hist;
+	uint64		n = 0;
+
+	if (cursor->pos >= cursor->end)
+		return 0;
+
+	LWLockAcquire(walvault_shared->history_lock, LW_SHARED);
+	hist = hist_current();
+	if (hist == NULL || hist_handle != cursor->handle)
+		cursor->pos = cursor->end;
+	else
+	{
+		cursor->pos = Max(cursor->pos, hist_oldest(hist));
+		if (cursor->pos < cursor->end)
+		{
+			n = Min(cursor->end - cursor->pos, (uint64) max);
+			hist_copy_out(hist, cursor->pos, n, buf);
+			cursor->pos += n;
+		}
+	}
+	LWLockRelease(walvault_shared->history_lock);
+	return (int) n;
+}
+
+/*
+ * A copy of every sample held, oldest first, palloc'd; *n is set to their
+ * number.  NULL (and *n = 0) when there is no ring.  Read with a cursor, so
+ * the lock is held for one chunk at a time.
+ */
+WalvaultSample *
+walvault_history_copy(int *n)
+{
+	WalvaultHistoryCursor cursor;
+	WalvaultSample *copy;
+	int			got;
+
+	*n = 0;
+	walvault_history_begin(&cursor);
+	if (cursor.handle == DSM_HANDLE_INVALID)
+		return NULL;
+
+	copy = palloc(sizeof(WalvaultSample) * Max(cursor.end - cursor.pos, 1));
+	while ((got = walvault_history_fetch(&cursor, copy + *n, HIST_CHUNK)) > 0)
+		*n += got;
 	return copy;
 }
 
@@ -209,12 +290,12 @@ walvault_history_rate(TimestampTz since, double *bytes, double *secs)
 	hist = hist_current();
 	if (hist != NULL)
 	{
-		uint64		count = Min(hist->next, (uint64) hist->capacity);
+		uint64		oldest = hist_oldest(hist);
 		uint64		i;
 
-		for (i = 0; i < count; i++)
+		for (i = hist->next; i > oldest; i--)
 		{
-			WalvaultSample *s = &hist->samples[(hist->next - 1 - i) % hist->capacity];
+			WalvaultSample *s = &hist->samples[(i - 1) % hist->capacity];
 
 			if (s->sample_time <= since)
 				break;
@@ -238,6 +319,6 @@ walvault_history_clear(void)
 	LWLockAcquire(walvault_shared->history_lock, LW_EXCLUSIVE);
 	hist = hist_current();
 	if (hist != NULL)
-		hist->next = 0;
+		hist->first = hist->next;
 	LWLockRelease(walvault_shared->history_lock);
 }

@@ -152,6 +152,9 @@ extern WalvaultHistory *walvault_history_attach(void);
 extern WalvaultHistory *walvault_history_create(int capacity);
 extern void walvault_history_append(WalvaultHistory *hist,
 									const WalvaultSample *samples, int n);
+extern void walvault_history_begin(WalvaultHistoryCursor *cursor);
+extern int	walvault_history_fetch(WalvaultHistoryCursor *cursor,
+								   WalvaultSample *buf, int max);
 extern WalvaultSample *walvault_history_copy(int *n);
 extern bool walvault_history_rate(TimestampTz since, double *bytes,
 								  double *secs);

@@ -6,8 +6,8 @@
  * Readers read shared memory directly and never wait for one of our
  * processes: a view answers even when every worker is stuck on a slow disk.
  * The counters come from one consistent copy (counters.c), the history from
- * a copy taken under the history's own lock (history.c); neither holds the
- * lock the archive path takes.  Before the coordinator has created the DSM
+ * copies of a few thousand samples at a time taken under the history's own
+ * lock (history.c); neither holds the lock the archive path takes.  Before the coordinator has created the DSM
  * segment the views show the counters and no processes.
  *
  * src/views.c
@@ -292,13 +292,16 @@ pg_walvault_workers(PG_FUNCTION_ARGS)
 }
 
 /*
- * One row per sample of the history, oldest first: copied under the
- * history's lock, turned into tuples without it.
+ * One row per sample of the history, oldest first: copied a chunk at a time
+ * under the history's lock, turned into tuples without it.
  */
+#define VIEWS_HISTORY_CHUNK	4096
+
 Datum
 pg_walvault_history(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	WalvaultHistoryCursor cursor;
 	WalvaultSample *samples;
 	int			n;
 	int			i;
@@ -306,35 +309,40 @@ pg_walvault_history(PG_FUNCTION_ARGS)
 	walvault_require_preload();
 	walvault_init_srf(fcinfo);
 
-	samples = walvault_history_copy(&n);
-	for (i = 0; i < n; i++)
+	walvault_history_begin(&cursor);
+	samples = palloc(sizeof(WalvaultSample) * VIEWS_HISTORY_CHUNK);
+	while ((n = walvault_history_fetch(&cursor, samples,
+									   VIEWS_HISTORY_CHUNK)) > 0)
 	{
-		WalvaultSample *s = &samples[i];
-		Datum		values[VIEWS_HISTORY_COLS];
-		bool		nulls[VIEWS_HISTORY_COLS] = {0};
-
 		CHECK_FOR_INTERRUPTS();
-		values[0] = TimestampTzGetDatum(s->sample_time);
-		values[1] = Int64GetDatum((int64) s->wal_bytes);
-		values[2] = Int64GetDatum((int64) s->archived_count);
-		values[3] = Int64GetDatum((int64) s->archived_bytes);
-		values[4] = Int64GetDatum((int64) s->stored_bytes);
-		values[5] = Int64GetDatum((int64) s->failed_count);
-		values[6] = Int64GetDatum(s->pending_count);
-		values[7] = Int64GetDatum((int64) s->archive_lag_bytes);
-		values[8] = Float8GetDatum(s->interval_secs > 0 ?
-								   s->wal_bytes / s->interval_secs : 0);
-		values[9] = Float8GetDatum(s->interval_secs > 0 ?
-								   s->archived_bytes / s->interval_secs : 0);
-		values[10] = Int64GetDatum((int64) s->wal_records);
-		values[11] = Int64GetDatum((int64) s->wal_fpi);
-		values[12] = Int64GetDatum((int64) s->checkpoints);
-		values[13] = Int64GetDatum((int64) s->server_archived_count);
-		values[14] = Int64GetDatum((int64) s->server_failed_count);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		for (i = 0; i < n; i++)
+		{
+			WalvaultSample *s = &samples[i];
+			Datum		values[VIEWS_HISTORY_COLS];
+			bool		nulls[VIEWS_HISTORY_COLS] = {0};
+
+			values[0] = TimestampTzGetDatum(s->sample_time);
+			values[1] = Int64GetDatum((int64) s->wal_bytes);
+			values[2] = Int64GetDatum((int64) s->archived_count);
+			values[3] = Int64GetDatum((int64) s->archived_bytes);
+			values[4] = Int64GetDatum((int64) s->stored_bytes);
+			values[5] = Int64GetDatum((int64) s->failed_count);
+			values[6] = Int64GetDatum(s->pending_count);
+			values[7] = Int64GetDatum((int64) s->archive_lag_bytes);
+			values[8] = Float8GetDatum(s->interval_secs > 0 ?
+									   s->wal_bytes / s->interval_secs : 0);
+			values[9] = Float8GetDatum(s->interval_secs > 0 ?
+									   s->archived_bytes / s->interval_secs : 0);
+			values[10] = Int64GetDatum((int64) s->wal_records);
+			values[11] = Int64GetDatum((int64) s->wal_fpi);
+			values[12] = Int64GetDatum((int64) s->checkpoints);
+			values[13] = Int64GetDatum((int64) s->server_archived_count);
+			values[14] = Int64GetDatum((int64) s->server_failed_count);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
+								 values, nulls);
+		}
 	}
-	if (samples != NULL)
-		pfree(samples);
+	pfree(samples);
 	PG_RETURN_VOID();
 }
 

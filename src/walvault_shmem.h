@@ -193,16 +193,29 @@ typedef struct WalvaultServerStats
  * The history ring: a DSM segment of its own, created by the collector and
  * replaced by a new one when pg_walvault.history_size changes.  Samples are
  * appended by the collector and cleared by a reset, under
- * WalvaultShared->history_lock.
+ * WalvaultShared->history_lock.  Sample number i (counting every sample
+ * ever appended) is at samples[i % capacity]; the ring holds numbers
+ * max(first, next - capacity) to next - 1.  Neither number ever goes back,
+ * so a reader that copies a few samples at a time can tell which of the
+ * ones it has not copied yet are still there.
  */
 typedef struct WalvaultHistory
 {
 	uint32		magic;
 	int			capacity;
-	uint64		next;			/* samples ever appended; the newest is at
-								 * (next - 1) % capacity */
+	uint64		next;			/* number of the next sample appended */
+	uint64		first;			/* oldest number kept: a reset sets it to
+								 * next */
 	WalvaultSample samples[FLEXIBLE_ARRAY_MEMBER];
 } WalvaultHistory;
+
+/* A read of the history, a few samples at a time (history.c). */
+typedef struct WalvaultHistoryCursor
+{
+	dsm_handle	handle;			/* the ring it reads */
+	uint64		pos;			/* number of the next sample to copy */
+	uint64		end;			/* next when the read began */
+} WalvaultHistoryCursor;
 
 #define WALVAULT_HISTORY_MAGIC	0x57564853	/* "WVHS" */
 
