@@ -5,6 +5,7 @@ OBJS = \
 	src/pg_walvault.o \
 	src/guc.o \
 	src/shmem.o \
+	src/counters.o \
 	src/queue.o \
 	src/coordinator.o \
 	src/archive_worker.o \

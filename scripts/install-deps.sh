@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Install what pg_walvault needs to build, run and test on Debian bookworm.
 # Run as root.  Does nothing when everything is installed already.
+#
+# Tests only: gdb holds an archive worker with the main lock
+# (t/019_history_lock.pl); prometheus-postgres-exporter (0.11.1 in
+# bookworm) scrapes monitoring/postgres_exporter.yaml (t/020).
 set -euo pipefail
 
 packages=(
@@ -9,6 +13,7 @@ packages=(
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
 	libzstd-dev liblz4-dev zlib1g-dev
 	zstd lz4 gzip
+	gdb prometheus-postgres-exporter
 )
 
 missing=()

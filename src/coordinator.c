@@ -11,6 +11,8 @@
  *
  * - Reap: a worker it started that stopped before taking its slot (it
  *	 failed early) gives its slot back here.
+ * - Keep the collector running; one that fails at start is started again
+ *	 after a growing delay (collector.c).
  * - Size the pool: at least pg_walvault.min_workers; more, up to
  *	 pg_walvault.max_workers, while more files are queued than workers are
  *	 idle; ask the surplus to leave when max_workers was lowered.  Idle
@@ -127,14 +129,19 @@ walvault_coordinator_main(Datum main_arg)
 	for (;;)
 	{
 		bool		retry;
+		long		timeout;
 
 		coord_reap();
 		retry = !coord_ensure_collector();
 		retry |= coord_manage_pool();
 
+		timeout = retry ? COORD_RETRY_MS : COORD_NAP_MS;
+		/* a collector waiting out its backoff starts on time */
+		if (walvault_collector_delay() > 0)
+			timeout = Min(timeout, walvault_collector_delay());
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 retry ? COORD_RETRY_MS : COORD_NAP_MS,
+						 timeout,
 						 walvault_wait_event(WALVAULT_WAIT_COORDINATOR));
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -166,6 +173,8 @@ coord_reload(void)
 		walvault_remove_stale_temp_files(walvault_archive_directory);
 	walvault_queue_retarget(coord_dsm, walvault_target_hash());
 	coord_warned_no_slot = false;
+	/* and a new setting may cure a failing collector */
+	walvault_collector_retry_now();
 }
 
 static void
@@ -400,7 +409,11 @@ coord_ensure_collector(void)
 			return true;
 		pfree(coord_collector);
 		coord_collector = NULL;
+		walvault_collector_stopped(coord_dsm);
 	}
+	/* one that failed at start is started again after a delay */
+	if (walvault_collector_delay() > 0)
+		return true;
 
 	/* one started by an earlier coordinator may still run */
 	LWLockAcquire(walvault_shared->lock, LW_SHARED);
@@ -416,6 +429,7 @@ coord_ensure_collector(void)
 		coord_report_no_slot();
 		return false;
 	}
+	walvault_collector_started();
 	return true;
 }
 

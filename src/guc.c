@@ -50,6 +50,13 @@ static void guc_assign_compression(const char *newval, void *extra);
 void
 walvault_define_gucs(void)
 {
+	/* what a sample costs, from the struct itself, so that it stays true */
+	static char history_size_detail[128];
+
+	snprintf(history_size_detail, sizeof(history_size_detail),
+			 "A new size keeps the newest samples. Each sample takes %zu bytes of dynamic shared memory.",
+			 sizeof(WalvaultSample));
+
 	DefineCustomStringVariable("pg_walvault.archive_directory",
 							   "Directory where WAL files are archived.",
 							   "Must be an absolute path. Empty means archiving is not configured.",
@@ -115,7 +122,7 @@ walvault_define_gucs(void)
 
 	DefineCustomIntVariable("pg_walvault.history_size",
 							"Number of samples kept in the statistics history.",
-							"A new size keeps the newest samples.",
+							history_size_detail,
 							&walvault_history_size,
 							1440, 10, 1000000,
 							PGC_SIGHUP,

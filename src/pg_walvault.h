@@ -8,7 +8,8 @@
  *
  *	pg_walvault.c		_PG_init: GUCs, shared memory hooks, coordinator
  *	guc.c				the GUCs and their check hooks
- *	shmem.c				fixed block, DSM segment, process slots, counters
+ *	shmem.c				fixed block, DSM segment, process slots
+ *	counters.c			the cumulative statistics: count, read, reset
  *	queue.c				the queue of files for the workers, the census of the
  *						pool, and who wakes whom
  *	coordinator.c		static background worker: owns the DSM segment and
@@ -127,13 +128,24 @@ extern void walvault_slot_set_state(WalvaultSlot *slot,
 									WalvaultSlotState state,
 									const char *file);
 extern void walvault_set_latch(int pgprocno);
+extern const char *walvault_role_name(WalvaultRole role);
+extern const char *walvault_state_name(WalvaultSlotState state);
+
+/* counters.c */
+extern void walvault_stats_init(WalvaultStats *stats);
+extern void walvault_stats_copy(WalvaultStats *out);
+extern void walvault_stats_set(const WalvaultStats *stats);
+extern void walvault_counters_diff(const WalvaultCounters *now,
+								   const WalvaultCounters *base,
+								   WalvaultCounters *out);
+extern void walvault_counters_reset(void);
+extern void walvault_stats_advance_collector(WalvaultCollectorBase *next,
+											 WalvaultCollectorBase *prev);
 extern void walvault_count_success(WalvaultSlot *slot, const char *file,
 								   uint64 bytes, uint64 stored,
 								   TimestampTz ready_since);
 extern void walvault_count_failure(WalvaultSlot *slot, const char *file,
 								   const char *message);
-extern const char *walvault_role_name(WalvaultRole role);
-extern const char *walvault_state_name(WalvaultSlotState state);
 
 /* archive_file.c */
 extern bool walvault_archive_file_guarded(const char *file, const char *path,
@@ -200,27 +212,37 @@ extern void walvault_copy_abort(void);
 extern void walvault_remove_stale_temp_files(const char *dir);
 
 /* history.c */
+extern Size walvault_history_size_bytes(int capacity);
 extern WalvaultHistory *walvault_history_attach(void);
-extern bool walvault_history_is_current(void);
 extern WalvaultHistory *walvault_history_create(int capacity);
 extern void walvault_history_append(WalvaultHistory *hist,
-									const WalvaultSample *sample);
-extern int	walvault_history_count(WalvaultHistory *hist);
-extern WalvaultSample *walvault_history_get(WalvaultHistory *hist, int i);
+									const WalvaultSample *samples, int n);
+extern void walvault_history_begin(WalvaultHistoryCursor *cursor);
+extern int	walvault_history_fetch(WalvaultHistoryCursor *cursor,
+								   WalvaultSample *buf, int max);
+extern WalvaultSample *walvault_history_copy(int *n);
+extern bool walvault_history_rate(TimestampTz since, double *bytes,
+								  double *secs);
+extern void walvault_history_clear(void);
 
 /* stats_file.c */
 extern void walvault_stats_load(void);
 extern void walvault_stats_save(int code, Datum arg);
-extern void walvault_history_save(WalvaultHistory *hist);
+extern void walvault_history_save(void);
 extern void walvault_history_load(WalvaultHistory *hist);
 extern void walvault_history_discard_file(void);
 
 /* wal_status.c */
-extern void walvault_pending(WalvaultDsm *dsm, XLogRecPtr insert_lsn,
+extern XLogRecPtr walvault_wal_position(void);
+extern void walvault_pending(WalvaultDsm *dsm, XLogRecPtr position,
 							 int64 *pending_count, uint64 *lag_bytes);
 
 /* collector.c */
 extern PGDLLEXPORT void walvault_collector_main(Datum main_arg);
+extern void walvault_collector_started(void);
+extern void walvault_collector_stopped(WalvaultDsm *dsm);
+extern long walvault_collector_delay(void);
+extern void walvault_collector_retry_now(void);
 
 /* coordinator.c */
 extern void walvault_register_coordinator(void);

@@ -44,7 +44,8 @@ void
 walvault_shmem_request(void)
 {
 	RequestAddinShmemSpace(MAXALIGN(sizeof(WalvaultShared)));
-	RequestNamedLWLockTranche("pg_walvault", 1);
+	/* the main lock and the history's */
+	RequestNamedLWLockTranche("pg_walvault", 2);
 }
 
 void
@@ -57,20 +58,16 @@ walvault_shmem_startup(void)
 									  &found);
 	if (!found)
 	{
-		int			i;
+		LWLockPadded *locks = GetNamedLWLockTranche("pg_walvault");
 
 		memset(walvault_shared, 0, sizeof(WalvaultShared));
-		walvault_shared->lock = &(GetNamedLWLockTranche("pg_walvault"))->lock;
+		walvault_shared->lock = &locks[0].lock;
+		walvault_shared->history_lock = &locks[1].lock;
 		walvault_shared->handle = DSM_HANDLE_INVALID;
 		walvault_shared->coordinator_pgprocno = -1;
 		walvault_shared->archiver_pgprocno = -1;
-		pg_atomic_init_u64(&walvault_shared->archived_count, 0);
-		pg_atomic_init_u64(&walvault_shared->archived_bytes, 0);
-		pg_atomic_init_u64(&walvault_shared->stored_bytes, 0);
-		pg_atomic_init_u64(&walvault_shared->failed_count, 0);
-		for (i = 0; i < WALVAULT_LATENCY_BUCKETS; i++)
-			pg_atomic_init_u64(&walvault_shared->latency_hist[i], 0);
-		walvault_shared->saved.stats_reset = GetCurrentTimestamp();
+		SpinLockInit(&walvault_shared->stats_mutex);
+		walvault_stats_init(&walvault_shared->stats);
 		walvault_shared->history_handle = DSM_HANDLE_INVALID;
 		/* unique for this run of shared memory; 0 means "none" */
 		walvault_shared->stats_token = (uint64) GetCurrentTimestamp() | 1;
@@ -326,79 +323,6 @@ walvault_set_latch(int pgprocno)
 {
 	if (pgprocno >= 0)
 		SetLatch(walvault_proc_latch(pgprocno));
-}
-
-/* Bucket of the latency histogram for a latency of ms milliseconds. */
-static int
-shm_latency_bucket(int64 ms)
-{
-	int			bucket = 0;
-
-	while (ms > 0 && bucket < WALVAULT_LATENCY_BUCKETS - 1)
-	{
-		ms >>= 1;
-		bucket++;
-	}
-	return bucket;
-}
-
-/*
- * Count a file that is now durable in the archive.  ready_since is when the
- * server marked it ready (0 if unknown): the latency from then to now goes
- * into the histogram.
- */
-void
-walvault_count_success(WalvaultSlot *slot, const char *file, uint64 bytes,
-					   uint64 stored, TimestampTz ready_since)
-{
-	TimestampTz now = GetCurrentTimestamp();
-
-	if (walvault_shared == NULL)
-		return;
-
-	pg_atomic_fetch_add_u64(&walvault_shared->archived_count, 1);
-	pg_atomic_fetch_add_u64(&walvault_shared->archived_bytes, bytes);
-	pg_atomic_fetch_add_u64(&walvault_shared->stored_bytes, stored);
-	if (ready_since != 0 && now >= ready_since)
-		pg_atomic_fetch_add_u64(&walvault_shared->latency_hist[shm_latency_bucket((now - ready_since) / 1000)], 1);
-	if (slot != NULL)
-	{
-		pg_atomic_fetch_add_u64(&slot->files_archived, 1);
-		pg_atomic_fetch_add_u64(&slot->bytes_archived, bytes);
-	}
-
-	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
-	/* keep the newest name: files complete out of order in parallel */
-	if (strcmp(file, walvault_shared->saved.last_archived_wal) > 0 ||
-		walvault_shared->saved.last_archived_time == 0)
-		strlcpy(walvault_shared->saved.last_archived_wal, file, WALVAULT_FNAME_LEN);
-	walvault_shared->saved.last_archived_time = now;
-	LWLockRelease(walvault_shared->lock);
-}
-
-void
-walvault_count_failure(WalvaultSlot *slot, const char *file,
-					   const char *message)
-{
-	TimestampTz now = GetCurrentTimestamp();
-
-	if (walvault_shared == NULL)
-		return;
-
-	pg_atomic_fetch_add_u64(&walvault_shared->failed_count, 1);
-	if (slot != NULL)
-		pg_atomic_fetch_add_u64(&slot->failures, 1);
-
-	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
-	strlcpy(walvault_shared->saved.last_failed_wal, file, WALVAULT_FNAME_LEN);
-	walvault_shared->saved.last_failed_time = now;
-	strlcpy(walvault_shared->saved.last_error, message, WALVAULT_ERROR_LEN);
-	if (slot != NULL)
-	{
-		strlcpy(slot->last_error, message, WALVAULT_ERROR_LEN);
-		slot->last_error_time = now;
-	}
-	LWLockRelease(walvault_shared->lock);
 }
 
 const char *

@@ -3,10 +3,12 @@
  * views.c
  *	  SQL-callable functions behind the pg_stat_walvault views.
  *
- * Readers read shared memory directly, under the shared lock for the few
- * non-atomic fields, and never wait for one of our processes: a view answers
- * even when every worker is stuck on a slow disk.  Before the coordinator
- * has created the DSM segment the views show the counters and no processes.
+ * Readers read shared memory directly and never wait for one of our
+ * processes: a view answers even when every worker is stuck on a slow disk.
+ * The counters come from one consistent copy (counters.c), the history from
+ * copies of a few thousand samples at a time taken under the history's own
+ * lock (history.c); neither holds the lock the archive path takes.  Before the coordinator has created the DSM
+ * segment the views show the counters and no processes.
  *
  * src/views.c
  *
@@ -71,32 +73,11 @@ views_time_or_null(TimestampTz t, bool *isnull)
 static Datum
 views_rate(TimestampTz now, int window_secs, bool *isnull)
 {
-	WalvaultHistory *hist = walvault_history_attach();
 	TimestampTz since = now - (TimestampTz) window_secs * USECS_PER_SEC;
-	double		bytes = 0;
-	double		secs = 0;
-	int			i;
+	double		bytes;
+	double		secs;
 
-	*isnull = true;
-	if (hist == NULL)
-		return (Datum) 0;
-
-	LWLockAcquire(walvault_shared->lock, LW_SHARED);
-	if (walvault_history_is_current())
-	{
-		for (i = walvault_history_count(hist) - 1; i >= 0; i--)
-		{
-			WalvaultSample *sample = walvault_history_get(hist, i);
-
-			if (sample->sample_time <= since)
-				break;
-			bytes += sample->archived_bytes;
-			secs += sample->interval_secs;
-			*isnull = false;
-		}
-	}
-	LWLockRelease(walvault_shared->lock);
-
+	*isnull = !walvault_history_rate(since, &bytes, &secs);
 	return Float8GetDatum(secs > 0 ? bytes / secs : 0);
 }
 
@@ -105,18 +86,14 @@ views_rate(TimestampTz now, int window_secs, bool *isnull)
  * the files were archived; NULL if none was.
  */
 static Datum
-views_latency_percentile(double fraction, bool *isnull)
+views_latency_percentile(const uint64 *counts, double fraction, bool *isnull)
 {
-	uint64		counts[WALVAULT_LATENCY_BUCKETS];
 	uint64		total = 0;
 	uint64		seen = 0;
 	int			i;
 
 	for (i = 0; i < WALVAULT_LATENCY_BUCKETS; i++)
-	{
-		counts[i] = pg_atomic_read_u64(&walvault_shared->latency_hist[i]);
 		total += counts[i];
-	}
 	*isnull = (total == 0);
 	if (total == 0)
 		return (Datum) 0;
@@ -156,12 +133,8 @@ views_stats(FunctionCallInfo fcinfo, ViewsApiVersion api)
 	Datum		values[VIEWS_STATS_COLS];
 	bool		nulls[VIEWS_STATS_COLS] = {0};
 	WalvaultDsm *dsm;
-	char		last_archived_wal[WALVAULT_FNAME_LEN];
-	char		last_failed_wal[WALVAULT_FNAME_LEN];
-	char		last_error[WALVAULT_ERROR_LEN];
-	TimestampTz last_archived_time;
-	TimestampTz last_failed_time;
-	TimestampTz stats_reset;
+	WalvaultStats stats;
+	WalvaultCounters counters;
 	TimestampTz now = GetCurrentTimestamp();
 	int64		in_progress = 0;
 	int32		active_workers = 0;
@@ -174,24 +147,22 @@ views_stats(FunctionCallInfo fcinfo, ViewsApiVersion api)
 		elog(ERROR, "return type must be a row type");
 
 	dsm = walvault_dsm_attach();
-	walvault_pending(dsm, GetXLogInsertRecPtr(), &pending, &lag);
+	walvault_pending(dsm, walvault_wal_position(), &pending, &lag);
 
-	LWLockAcquire(walvault_shared->lock, LW_SHARED);
-	strlcpy(last_archived_wal, walvault_shared->saved.last_archived_wal, WALVAULT_FNAME_LEN);
-	strlcpy(last_failed_wal, walvault_shared->saved.last_failed_wal, WALVAULT_FNAME_LEN);
-	strlcpy(last_error, walvault_shared->saved.last_error, WALVAULT_ERROR_LEN);
-	last_archived_time = walvault_shared->saved.last_archived_time;
-	last_failed_time = walvault_shared->saved.last_failed_time;
-	stats_reset = walvault_shared->saved.stats_reset;
+	/* counters since the last reset, all from one copy */
+	walvault_stats_copy(&stats);
+	walvault_counters_diff(&stats.total, &stats.reset_base, &counters);
+
 	if (dsm != NULL)
 	{
 		WalvaultCensus census;
 
+		LWLockAcquire(walvault_shared->lock, LW_SHARED);
 		walvault_census(dsm, &census);
+		LWLockRelease(walvault_shared->lock);
 		in_progress = census.in_progress;
 		active_workers = census.attached;
 	}
-	LWLockRelease(walvault_shared->lock);
 
 	if (tupdesc->natts != (api == VIEWS_API_1_0 ?
 						   VIEWS_STATS_COLS_1_0 : VIEWS_STATS_COLS))
@@ -201,20 +172,20 @@ views_stats(FunctionCallInfo fcinfo, ViewsApiVersion api)
 				 errhint("Run ALTER EXTENSION pg_walvault UPDATE.")));
 
 	c = 0;
-	values[c++] = Int64GetDatum(pg_atomic_read_u64(&walvault_shared->archived_count));
-	values[c++] = Int64GetDatum(pg_atomic_read_u64(&walvault_shared->archived_bytes));
+	values[c++] = Int64GetDatum((int64) counters.archived_count);
+	values[c++] = Int64GetDatum((int64) counters.archived_bytes);
 	if (api >= VIEWS_API_1_1)
-		values[c++] = Int64GetDatum(pg_atomic_read_u64(&walvault_shared->stored_bytes));
-	values[c++] = Int64GetDatum(pg_atomic_read_u64(&walvault_shared->failed_count));
-	values[c] = views_text_or_null(last_archived_wal, &nulls[c]);
+		values[c++] = Int64GetDatum((int64) counters.stored_bytes);
+	values[c++] = Int64GetDatum((int64) counters.failed_count);
+	values[c] = views_text_or_null(stats.last_archived_wal, &nulls[c]);
 	c++;
-	values[c] = views_time_or_null(last_archived_time, &nulls[c]);
+	values[c] = views_time_or_null(stats.last_archived_time, &nulls[c]);
 	c++;
-	values[c] = views_text_or_null(last_failed_wal, &nulls[c]);
+	values[c] = views_text_or_null(stats.last_failed_wal, &nulls[c]);
 	c++;
-	values[c] = views_time_or_null(last_failed_time, &nulls[c]);
+	values[c] = views_time_or_null(stats.last_failed_time, &nulls[c]);
 	c++;
-	values[c] = views_text_or_null(last_error, &nulls[c]);
+	values[c] = views_text_or_null(stats.last_error, &nulls[c]);
 	c++;
 	values[c++] = Int64GetDatum(pending);
 	values[c++] = Int64GetDatum(in_progress);
@@ -224,14 +195,47 @@ views_stats(FunctionCallInfo fcinfo, ViewsApiVersion api)
 	values[c] = views_rate(now, 300, &nulls[c]);
 	c++;
 	values[c++] = Int64GetDatum((int64) lag);
-	values[c] = views_latency_percentile(0.50, &nulls[c]);
+	values[c] = views_latency_percentile(counters.latency_hist, 0.50, &nulls[c]);
 	c++;
-	values[c] = views_latency_percentile(0.99, &nulls[c]);
+	values[c] = views_latency_percentile(counters.latency_hist, 0.99, &nulls[c]);
 	c++;
-	values[c++] = TimestampTzGetDatum(stats_reset);
+	values[c++] = TimestampTzGetDatum(stats.stats_reset);
 	Assert(c == tupdesc->natts);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * What the workers view shows of a slot, copied by name under the lock: the
+ * slot's layout (which ends with the atomics read below) is free to change.
+ */
+typedef struct ViewsSlotRow
+{
+	WalvaultRole role;
+	WalvaultSlotState state;
+	pid_t		pid;
+	char		current_file[WALVAULT_FNAME_LEN];
+	TimestampTz started_at;
+	TimestampTz state_since;
+	uint32		restarts;
+	char		last_error[WALVAULT_ERROR_LEN];
+	TimestampTz last_error_time;
+} ViewsSlotRow;
+
+static void
+views_copy_slot(const WalvaultSlot *slot, ViewsSlotRow *row)
+{
+	LWLockAcquire(walvault_shared->lock, LW_SHARED);
+	row->role = slot->role;
+	row->state = slot->state;
+	row->pid = slot->pid;
+	strlcpy(row->current_file, slot->current_file, WALVAULT_FNAME_LEN);
+	row->started_at = slot->started_at;
+	row->state_since = slot->state_since;
+	row->restarts = slot->restarts;
+	strlcpy(row->last_error, slot->last_error, WALVAULT_ERROR_LEN);
+	row->last_error_time = slot->last_error_time;
+	LWLockRelease(walvault_shared->lock);
 }
 
 /* One row per running process of ours. */
@@ -252,31 +256,29 @@ pg_walvault_workers(PG_FUNCTION_ARGS)
 	for (i = 0; i < dsm->nslots; i++)
 	{
 		WalvaultSlot *slot = &dsm->slots[i];
-		WalvaultSlot copy;
+		ViewsSlotRow row;
 		Datum		values[VIEWS_WORKER_COLS];
 		bool		nulls[VIEWS_WORKER_COLS] = {0};
 
-		LWLockAcquire(walvault_shared->lock, LW_SHARED);
-		memcpy(&copy, slot, offsetof(WalvaultSlot, files_archived));
-		LWLockRelease(walvault_shared->lock);
-		if (copy.state == WALVAULT_SLOT_FREE)
+		views_copy_slot(slot, &row);
+		if (row.state == WALVAULT_SLOT_FREE)
 			continue;
 
 		values[0] = Int32GetDatum(i);
-		values[1] = Int32GetDatum(copy.pid);
-		nulls[1] = (copy.pid == 0);
-		values[2] = CStringGetTextDatum(walvault_role_name(copy.role));
-		values[3] = CStringGetTextDatum(walvault_state_name(copy.state));
-		values[4] = views_text_or_null(copy.current_file, &nulls[4]);
-		values[5] = views_time_or_null(copy.started_at, &nulls[5]);
-		values[6] = views_time_or_null(copy.state_since, &nulls[6]);
+		values[1] = Int32GetDatum(row.pid);
+		nulls[1] = (row.pid == 0);
+		values[2] = CStringGetTextDatum(walvault_role_name(row.role));
+		values[3] = CStringGetTextDatum(walvault_state_name(row.state));
+		values[4] = views_text_or_null(row.current_file, &nulls[4]);
+		values[5] = views_time_or_null(row.started_at, &nulls[5]);
+		values[6] = views_time_or_null(row.state_since, &nulls[6]);
 		values[7] = Int64GetDatum(pg_atomic_read_u64(&slot->files_archived));
 		values[8] = Int64GetDatum(pg_atomic_read_u64(&slot->bytes_archived));
 		values[9] = Int64GetDatum(pg_atomic_read_u64(&slot->failures));
-		values[10] = Int32GetDatum(copy.restarts);
-		values[11] = views_text_or_null(copy.last_error, &nulls[11]);
-		values[12] = views_time_or_null(copy.last_error_time, &nulls[12]);
-		if (copy.state == WALVAULT_SLOT_STARTING)
+		values[10] = Int32GetDatum(row.restarts);
+		values[11] = views_text_or_null(row.last_error, &nulls[11]);
+		values[12] = views_time_or_null(row.last_error_time, &nulls[12]);
+		if (row.state == WALVAULT_SLOT_STARTING)
 			nulls[5] = true;
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -284,116 +286,87 @@ pg_walvault_workers(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* One row per sample of the history, oldest first. */
+/*
+ * One row per sample of the history, oldest first: copied a chunk at a time
+ * under the history's lock, turned into tuples without it.
+ */
+#define VIEWS_HISTORY_CHUNK	4096
+
 Datum
 pg_walvault_history(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	WalvaultHistory *hist;
-	WalvaultSample *samples = NULL;
-	int			n = 0;
+	WalvaultHistoryCursor cursor;
+	WalvaultSample *samples;
+	int			n;
 	int			i;
 
 	walvault_require_preload();
 	walvault_init_srf(fcinfo);
 
-	hist = walvault_history_attach();
-	if (hist == NULL)
-		PG_RETURN_VOID();
-
-	/* copy under the lock, build tuples without it */
-	LWLockAcquire(walvault_shared->lock, LW_SHARED);
-	if (walvault_history_is_current())
+	walvault_history_begin(&cursor);
+	samples = palloc(sizeof(WalvaultSample) * VIEWS_HISTORY_CHUNK);
+	while ((n = walvault_history_fetch(&cursor, samples,
+									   VIEWS_HISTORY_CHUNK)) > 0)
 	{
-		n = walvault_history_count(hist);
-		samples = palloc(sizeof(WalvaultSample) * Max(n, 1));
+		CHECK_FOR_INTERRUPTS();
 		for (i = 0; i < n; i++)
-			samples[i] = *walvault_history_get(hist, i);
-	}
-	LWLockRelease(walvault_shared->lock);
+		{
+			WalvaultSample *s = &samples[i];
+			Datum		values[VIEWS_HISTORY_COLS];
+			bool		nulls[VIEWS_HISTORY_COLS] = {0};
 
-	for (i = 0; i < n; i++)
-	{
-		WalvaultSample *s = &samples[i];
-		Datum		values[VIEWS_HISTORY_COLS];
-		bool		nulls[VIEWS_HISTORY_COLS] = {0};
-
-		values[0] = TimestampTzGetDatum(s->sample_time);
-		values[1] = Int64GetDatum((int64) s->wal_bytes);
-		values[2] = Int64GetDatum((int64) s->archived_count);
-		values[3] = Int64GetDatum((int64) s->archived_bytes);
-		values[4] = Int64GetDatum((int64) s->stored_bytes);
-		values[5] = Int64GetDatum((int64) s->failed_count);
-		values[6] = Int64GetDatum(s->pending_count);
-		values[7] = Int64GetDatum((int64) s->archive_lag_bytes);
-		values[8] = Float8GetDatum(s->interval_secs > 0 ?
-								   s->wal_bytes / s->interval_secs : 0);
-		values[9] = Float8GetDatum(s->interval_secs > 0 ?
-								   s->archived_bytes / s->interval_secs : 0);
-		values[10] = Int64GetDatum((int64) s->wal_records);
-		values[11] = Int64GetDatum((int64) s->wal_fpi);
-		values[12] = Int64GetDatum((int64) s->checkpoints);
-		values[13] = Int64GetDatum((int64) s->server_archived_count);
-		values[14] = Int64GetDatum((int64) s->server_failed_count);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			values[0] = TimestampTzGetDatum(s->sample_time);
+			values[1] = Int64GetDatum((int64) s->wal_bytes);
+			values[2] = Int64GetDatum((int64) s->archived_count);
+			values[3] = Int64GetDatum((int64) s->archived_bytes);
+			values[4] = Int64GetDatum((int64) s->stored_bytes);
+			values[5] = Int64GetDatum((int64) s->failed_count);
+			values[6] = Int64GetDatum(s->pending_count);
+			values[7] = Int64GetDatum((int64) s->archive_lag_bytes);
+			values[8] = Float8GetDatum(s->interval_secs > 0 ?
+									   s->wal_bytes / s->interval_secs : 0);
+			values[9] = Float8GetDatum(s->interval_secs > 0 ?
+									   s->archived_bytes / s->interval_secs : 0);
+			values[10] = Int64GetDatum((int64) s->wal_records);
+			values[11] = Int64GetDatum((int64) s->wal_fpi);
+			values[12] = Int64GetDatum((int64) s->checkpoints);
+			values[13] = Int64GetDatum((int64) s->server_archived_count);
+			values[14] = Int64GetDatum((int64) s->server_failed_count);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
+								 values, nulls);
+		}
 	}
+	pfree(samples);
 	PG_RETURN_VOID();
 }
 
-/* Zero the cumulative counters, per-process counters and latencies. */
+/*
+ * Reset the cumulative counters (counters.c) and the per-process counts.
+ * The history is left alone: its samples were true when taken.
+ */
 static void
 views_reset_counters(void)
 {
 	WalvaultDsm *dsm = walvault_dsm_attach();
 	int			i;
 
-	pg_atomic_write_u64(&walvault_shared->archived_count, 0);
-	pg_atomic_write_u64(&walvault_shared->archived_bytes, 0);
-	pg_atomic_write_u64(&walvault_shared->stored_bytes, 0);
-	pg_atomic_write_u64(&walvault_shared->failed_count, 0);
-	for (i = 0; i < WALVAULT_LATENCY_BUCKETS; i++)
-		pg_atomic_write_u64(&walvault_shared->latency_hist[i], 0);
-
-	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
-	walvault_shared->saved.last_archived_wal[0] = '\0';
-	walvault_shared->saved.last_archived_time = 0;
-	walvault_shared->saved.last_failed_wal[0] = '\0';
-	walvault_shared->saved.last_failed_time = 0;
-	walvault_shared->saved.last_error[0] = '\0';
-	walvault_shared->saved.stats_reset = GetCurrentTimestamp();
-	/* the next sample counts from zero too */
-	walvault_shared->saved.base_archived_count = 0;
-	walvault_shared->saved.base_archived_bytes = 0;
-	walvault_shared->saved.base_stored_bytes = 0;
-	walvault_shared->saved.base_failed_count = 0;
-	if (dsm != NULL)
-	{
-		for (i = 0; i < dsm->nslots; i++)
-		{
-			WalvaultSlot *slot = &dsm->slots[i];
-
-			pg_atomic_write_u64(&slot->files_archived, 0);
-			pg_atomic_write_u64(&slot->bytes_archived, 0);
-			pg_atomic_write_u64(&slot->failures, 0);
-			slot->restarts = 0;
-			slot->last_error[0] = '\0';
-			slot->last_error_time = 0;
-		}
-	}
-	LWLockRelease(walvault_shared->lock);
-}
-
-/* Empty the history ring. */
-static void
-views_reset_history(void)
-{
-	WalvaultHistory *hist = walvault_history_attach();
-
-	if (hist == NULL)
+	walvault_counters_reset();
+	if (dsm == NULL)
 		return;
+
 	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
-	if (walvault_history_is_current())
-		hist->next = 0;
+	for (i = 0; i < dsm->nslots; i++)
+	{
+		WalvaultSlot *slot = &dsm->slots[i];
+
+		pg_atomic_write_u64(&slot->files_archived, 0);
+		pg_atomic_write_u64(&slot->bytes_archived, 0);
+		pg_atomic_write_u64(&slot->failures, 0);
+		slot->restarts = 0;
+		slot->last_error[0] = '\0';
+		slot->last_error_time = 0;
+	}
 	LWLockRelease(walvault_shared->lock);
 }
 
@@ -417,7 +390,7 @@ pg_walvault_reset(PG_FUNCTION_ARGS)
 	if (all || strcmp(target, "counters") == 0)
 		views_reset_counters();
 	if (all || strcmp(target, "history") == 0)
-		views_reset_history();
+		walvault_history_clear();
 
 	PG_RETURN_VOID();
 }

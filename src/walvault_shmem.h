@@ -9,9 +9,9 @@
  * 1. A small fixed block (WalvaultShared), requested by _PG_init through
  *	  shmem_request_hook and created by the postmaster.  It holds what must
  *	  exist before any of our processes runs and what must outlive them: the
- *	  named LWLock, the handle of the DSM segment, the cumulative counters
- *	  (which the postmaster saves at clean shutdown) and the latency
- *	  histogram.
+ *	  named LWLocks, the handle of the DSM segment, and the statistics
+ *	  (WalvaultStats: counters, latency histogram, last file archived and
+ *	  failed), which the postmaster saves at clean shutdown.
  *
  * 2. A DSM segment, created and pinned by the coordinator, sized from
  *	  max_worker_processes.  It holds the bulky part: one slot per process of
@@ -20,11 +20,25 @@
  *	  It is pinned, so it survives a restart of the coordinator; a crash
  *	  restart of the cluster throws it away together with the fixed block.
  *
- * Locking: WalvaultShared->lock protects every non-atomic field of both
- * pieces unless a field's comment says otherwise.  Critical sections are a
- * handful of loads and stores (scan a small queue, flip a state), never I/O.
- * Counters that workers bump on every file are atomics so that readers never
- * block writers.
+ * The history ring has a DSM segment of its own (see WalvaultHistory).
+ *
+ * Locking: three locks, separated by what they protect, so that work
+ * proportional to a user setting never delays the archive path.
+ *
+ * - WalvaultShared->lock (LWLock) protects every non-atomic field of the
+ *	 slots and the queue, and the fields of the fixed block that say so.
+ *	 Archive workers take it a few times per file; critical sections are a
+ *	 handful of loads and stores (scan a small queue, flip a state), never
+ *	 I/O.
+ * - WalvaultShared->stats_mutex (spinlock) protects WalvaultStats.  Held for
+ *	 a few additions when a file is counted, and for one struct copy by a
+ *	 reader, so that a reader always sees counters that belong together.
+ * - WalvaultShared->history_lock (LWLock) protects the history ring and its
+ *	 handle.  Readers copy up to pg_walvault.history_size samples under it;
+ *	 only the collector ever waits for them.
+ *
+ * Per-process counters in the slots are atomics, bumped by their owner
+ * without a lock.
  *
  * src/walvault_shmem.h
  *
@@ -37,6 +51,7 @@
 #include "port/atomics.h"
 #include "storage/dsm.h"
 #include "storage/lwlock.h"
+#include "storage/spin.h"
 #include "utils/timestamp.h"
 
 /* Longest file name the server hands to an archive module, plus NUL. */
@@ -180,68 +195,104 @@ typedef struct WalvaultServerStats
 /*
  * The history ring: a DSM segment of its own, created by the collector and
  * replaced by a new one when pg_walvault.history_size changes.  Samples are
- * appended by the collector and cleared by a reset, under the lock.
+ * appended by the collector and cleared by a reset, under
+ * WalvaultShared->history_lock.  Sample number i (counting every sample
+ * ever appended) is at samples[i % capacity]; the ring holds numbers
+ * max(first, next - capacity) to next - 1.  Neither number ever goes back,
+ * so a reader that copies a few samples at a time can tell which of the
+ * ones it has not copied yet are still there.
  */
 typedef struct WalvaultHistory
 {
 	uint32		magic;
 	int			capacity;
-	uint64		next;			/* samples ever appended; the newest is at
-								 * (next - 1) % capacity */
+	uint64		next;			/* number of the next sample appended */
+	uint64		first;			/* oldest number kept: a reset sets it to
+								 * next */
 	WalvaultSample samples[FLEXIBLE_ARRAY_MEMBER];
 } WalvaultHistory;
+
+/* A read of the history, a few samples at a time (history.c). */
+typedef struct WalvaultHistoryCursor
+{
+	dsm_handle	handle;			/* the ring it reads */
+	uint64		pos;			/* number of the next sample to copy */
+	uint64		end;			/* next when the read began */
+} WalvaultHistoryCursor;
 
 #define WALVAULT_HISTORY_MAGIC	0x57564853	/* "WVHS" */
 
 /*
- * What the fixed block keeps, besides the atomic counters, across clean
- * restarts (stats_file.c writes it as it is).  Under the lock.
+ * The cumulative counters, in one struct: whoever reads them (the views,
+ * the collector, the statistics file) copies all of them at once, so that
+ * they always belong together, and adding a counter means adding a field
+ * here and in walvault_counters_diff() (counters.c).
  */
-typedef struct WalvaultSavedState
+typedef struct WalvaultCounters
 {
+	uint64		archived_count; /* files durable in the archive */
+	uint64		archived_bytes; /* their size */
+	uint64		stored_bytes;	/* bytes written to the archive for them */
+	uint64		failed_count;	/* failed attempts */
+	uint64		latency_hist[WALVAULT_LATENCY_BUCKETS]; /* ready to durable */
+} WalvaultCounters;
+
+/*
+ * What the collector saw at its last sample, so that a sample holds what
+ * happened since the previous one, across restarts of the collector and of
+ * the server.  Written by the collector only.
+ */
+typedef struct WalvaultCollectorBase
+{
+	WalvaultCounters counters;	/* WalvaultStats.total */
+	XLogRecPtr	wal_position;	/* how far WAL had got */
+	TimestampTz time;
+	WalvaultServerStats server;
+} WalvaultCollectorBase;
+
+/*
+ * The statistics of the fixed block, under WalvaultShared->stats_mutex, and
+ * saved whole at clean shutdown (stats_file.c).
+ *
+ * A reset never lowers a counter: it moves reset_base up to total, and the
+ * views show total - reset_base.  So the collector's deltas, taken from
+ * total alone, are never mixed up with a reset, whenever it happens.
+ */
+typedef struct WalvaultStats
+{
+	WalvaultCounters total;		/* since shared memory was created, or since
+								 * the run whose file was loaded */
+	WalvaultCounters reset_base;	/* total at the last reset */
 	char		last_archived_wal[WALVAULT_FNAME_LEN];
 	TimestampTz last_archived_time;
 	char		last_failed_wal[WALVAULT_FNAME_LEN];
 	TimestampTz last_failed_time;
 	char		last_error[WALVAULT_ERROR_LEN];
 	TimestampTz stats_reset;
-
-	/*
-	 * Collector: cumulative values at the last sample, so that a sample holds
-	 * what happened since the previous one, across restarts of the collector
-	 * and of the server.
-	 */
-	uint64		base_archived_count;
-	uint64		base_archived_bytes;
-	uint64		base_stored_bytes;
-	uint64		base_failed_count;
-	XLogRecPtr	base_insert_lsn;
-	TimestampTz base_time;
-	WalvaultServerStats base_server;
-} WalvaultSavedState;
+	WalvaultCollectorBase collector;
+} WalvaultStats;
 
 /* The fixed block. */
 typedef struct WalvaultShared
 {
-	LWLock	   *lock;			/* the named tranche "pg_walvault" */
+	LWLock	   *lock;			/* the slots, the queue, and what says so */
+	LWLock	   *history_lock;	/* history_handle and the ring's samples */
 	dsm_handle	handle;			/* coordinator; DSM_HANDLE_INVALID until the
-								 * segment exists */
-	int			coordinator_pgprocno;	/* coordinator; -1 when not running */
-	int			archiver_pgprocno;	/* archive module; -1 when unknown */
+								 * segment exists; under lock */
+	int			coordinator_pgprocno;	/* coordinator; -1 when not running;
+										 * under lock */
+	int			archiver_pgprocno;	/* archive module; -1 when unknown; under
+									 * lock */
 	bool		spawn_failed;	/* coordinator: the last attempt to start a
 								 * worker found no free background worker
-								 * slot, so the archiver should not wait */
+								 * slot, so the archiver should not wait;
+								 * under lock */
 
-	/* cumulative counters, saved at clean shutdown */
-	pg_atomic_uint64 archived_count;
-	pg_atomic_uint64 archived_bytes;
-	pg_atomic_uint64 stored_bytes;
-	pg_atomic_uint64 failed_count;
-	pg_atomic_uint64 latency_hist[WALVAULT_LATENCY_BUCKETS];
-	/* under lock */
-	WalvaultSavedState saved;
+	slock_t		stats_mutex;
+	WalvaultStats stats;		/* under stats_mutex */
 
-	dsm_handle	history_handle; /* collector; DSM_HANDLE_INVALID if none */
+	dsm_handle	history_handle; /* collector; DSM_HANDLE_INVALID if none;
+								 * under history_lock */
 
 	/*
 	 * Persistence (stats_file.c): the counters file and the history file

@@ -185,7 +185,7 @@ seek($fh, 20, 0);
 print $fh 'garbage';
 close $fh;
 $node->start;
-$node->wait_for_log(qr/ignoring corrupt pg_walvault statistics file/);
+$node->wait_for_log(qr/ignoring invalid pg_walvault statistics file/);
 ok(1, 'a corrupt statistics file is reported');
 is($node->safe_psql('postgres', 'SELECT archived_count FROM pg_stat_walvault'),
 	'0', 'and its counters are not loaded');
