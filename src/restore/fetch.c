@@ -57,11 +57,13 @@
  * environment, the process restoring NAME stops right after the first piece
  * of content is in its temporary file: it writes "PID TEMPFILE" into FIFO
  * (waiting until the test reads), then waits until the test opens the FIFO
- * for writing and closes it.  The tests hold a fetch there to kill a
- * prefetcher mid-file, or to run another restore meanwhile, without timing
- * guesses.
+ * for writing and closes it.  With "worker:NAME:FIFO", only a prefetcher's
+ * worker stops.  The tests hold a fetch there to kill a prefetcher mid-file,
+ * or to run another restore meanwhile, without timing guesses.
  */
 #define FETCH_TEST_HOLD_ENV "PG_WALVAULT_RESTORE_TEST_HOLD"
+
+static bool fetch_in_worker = false;
 
 typedef struct ArchiveVariant
 {
@@ -263,6 +265,12 @@ fetch_test_hold(FetchSink *sink)
 	char		buf[256];
 	int			fd;
 
+	if (env != NULL && strncmp(env, "worker:", 7) == 0)
+	{
+		if (!fetch_in_worker)
+			return;
+		env += 7;
+	}
 	if (env == NULL || (colon = strchr(env, ':')) == NULL ||
 		(size_t) (colon - env) != strlen(sink->file_name) ||
 		strncmp(env, sink->file_name, colon - env) != 0)
@@ -284,6 +292,13 @@ fetch_test_hold(FetchSink *sink)
 	while (read(fd, buf, sizeof(buf)) > 0)
 		;
 	close(fd);
+}
+
+/* This process is a prefetcher's worker (for the test hook). */
+void
+wv_fetch_in_worker(void)
+{
+	fetch_in_worker = true;
 }
 
 /*

@@ -165,7 +165,7 @@ client_fetch_self(const RestoreOptions *opts, int fd, const char *reason)
 	{
 		snprintf(line, sizeof(line), "DONE %d %llu\n", rc,
 				 (unsigned long long) bytes);
-		if (write(fd, line, strlen(line)) < 0)
+		if (send(fd, line, strlen(line), MSG_NOSIGNAL) < 0)
 		{
 			/* the prefetcher is gone: nothing to tell */
 		}
@@ -201,7 +201,8 @@ prefetch_restore(const RestoreOptions *opts)
 
 	snprintf(line, sizeof(line), "GET %s %ld\n", opts->file_name,
 			 postmaster_pid);
-	if (write(fd, line, strlen(line)) != (ssize_t) strlen(line))
+	/* MSG_NOSIGNAL: a prefetcher that just went away must not kill us */
+	if (send(fd, line, strlen(line), MSG_NOSIGNAL) != (ssize_t) strlen(line))
 	{
 		close(fd);
 		return client_fetch_self(opts, -1, "the prefetcher did not take the request");

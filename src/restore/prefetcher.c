@@ -489,6 +489,7 @@ pf_start_worker(uint32_t tli, uint64_t segno)
 	e->pid = pid;
 	e->bytes = pf.seg_size;
 	pf.nworkers++;
+	pf_note("prefetching %s (worker %ld)", e->name, (long) pid);
 }
 
 /*
@@ -525,6 +526,7 @@ pf_worker_main(const char *name)
 		_exit(WV_EXIT_FATAL);
 
 	wv_install_signal_cleanup();
+	wv_fetch_in_worker();
 	snprintf(dest, sizeof(dest), "%s/%s", WV_SPOOL_DIR, name);
 	exit(wv_fetch(pf.opts->archive_dir, name, WALVAULT_FILE_SEGMENT, dest,
 				  pf.seg_size, NULL));

@@ -162,6 +162,7 @@ extern int	wv_fetch(const char *archive_dir, const char *file_name,
 					 WalvaultFileKind kind, const char *dest,
 					 uint64_t max_bytes, uint64_t *restored_bytes);
 extern void wv_fsync_parent_dir(const char *path);
+extern void wv_fetch_in_worker(void);
 
 /* spool.c: the layout of the spool, relative to the data directory */
 #define WV_SPOOL_DIR		"pg_wal/pg_walvault_spool"

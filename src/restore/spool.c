@@ -41,6 +41,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,9 @@ wv_in_archive_recovery(long *postmaster_pid)
 
 	*postmaster_pid = wv_read_postmaster_pid();
 	if (*postmaster_pid == 0)
+		return false;
+	/* a postmaster killed with SIGKILL leaves its pid file behind */
+	if (kill((pid_t) *postmaster_pid, 0) != 0 && errno == ESRCH)
 		return false;
 	if (stat("PG_VERSION", &st) != 0)
 		return false;
