@@ -84,6 +84,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -175,7 +176,7 @@ static int	pf_find(const char *name);
 static void pf_remove_entry(int i);
 static void pf_drop_entry(int i);
 static void pf_start_worker(uint32_t tli, uint64_t segno);
-static void pf_worker_main(const char *name) WV_NORETURN;
+static void pf_worker_main(const char *name, int distance) WV_NORETURN;
 static void pf_reap(void);
 static void pf_worker_done(int i, int status);
 static void pf_wake_waiters(int i);
@@ -482,7 +483,7 @@ pf_start_worker(uint32_t tli, uint64_t segno)
 		return;
 	}
 	if (pid == 0)
-		pf_worker_main(e->name);
+		pf_worker_main(e->name, (int) (segno - pf.asked_segno));
 
 	e->used = true;
 	e->state = PF_FETCHING;
@@ -495,9 +496,16 @@ pf_start_worker(uint32_t tli, uint64_t segno)
 /*
  * A worker: fetch one segment into the spool with the serial code, and say
  * how it went by the exit status alone.
+ *
+ * It runs at a lower priority the further its segment is from the one being
+ * replayed (nice 1 for the next one, up to 19).  Replay in the startup
+ * process is what recovery waits for, then the next segment: when workers
+ * are CPU-bound (decompressing) on a machine with few CPUs, an even share
+ * among N of them would starve both.  Workers waiting on storage are not
+ * affected.
  */
 static void
-pf_worker_main(const char *name)
+pf_worker_main(const char *name, int distance)
 {
 	struct sigaction sa;
 	char		dest[WV_MAXPATH];
@@ -524,6 +532,7 @@ pf_worker_main(const char *name)
 #endif
 	if (getppid() != parent)
 		_exit(WV_EXIT_FATAL);
+	(void) setpriority(PRIO_PROCESS, 0, distance < 1 ? 1 : distance > 19 ? 19 : distance);
 
 	wv_install_signal_cleanup();
 	wv_fetch_in_worker();
