@@ -290,7 +290,7 @@ OUT=$(mktemp "$WORK/report.XXXXXX")
 	report_preamble "archive and data directory on $(df --output=source "$WORK" | tail -1)"
 	echo "- WAL: $NSEG segments of 16 MiB ($WAL_MIB MiB; $SEGMENTS generated, each ≥ $FILL% INSERTs of random md5 rows), replayed from a base backup with no recovery target; every run checked to restore up to $LAST_SEG"
 	echo "- Time: the server's \`redo done ... elapsed\` (first to last record replayed, restores included); wall: from \`pg_ctl start\` to \"ready to accept connections\". Page cache dropped before each run: $([[ $DO_DROP == 1 ]] && echo yes || echo no)"
-	[[ -z $LATENCY_MNT ]] || echo "- latency archive: the plain archive through \`bench/latencyfs.c\`, $LATENCY_OPEN_MS ms per file opened, $LATENCY_READ_US µs per read request (FUSE reads ≤ 128 kB)"
+	[[ -z $LATENCY_MNT ]] || echo "- latency archive: the plain archive through \`bench/latencyfs.c\`, $LATENCY_OPEN_MS ms per file opened, $LATENCY_READ_US µs per read request (250–450 kB each here, with the kernel's readahead)"
 	echo "- floor: the same WAL copied into \`pg_wal\` beforehand and \`restore_command = 'false'\`: replay alone, the fastest any restore_command can make recovery"
 	echo "- cp: \`cp DIR/%f %p\` (plain, latency), \`zstd -dcq DIR/%f.zst > %p\`, \`gzip -dc DIR/%f.gz > %p\`: no checks, no fsync. Total benchmark time ${ELAPSED} s"
 	echo

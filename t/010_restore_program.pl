@@ -12,17 +12,17 @@ use warnings;
 
 use File::Spec;
 use FindBin;
+use lib $FindBin::RealBin;
 use IPC::Run;
 use PostgreSQL::Test::Utils;
+use RestoreTest;
 use Test::More;
 
 my $prog = 'pg_walvault_restore';
 
-# The WAL page magic of each supported major version, and the version the
-# program under test was built for (the server whose bindir is in PATH).
-my %MAGIC = (15 => 0xD110, 16 => 0xD113, 17 => 0xD116, 18 => 0xD118);
-my ($MAJOR) = `pg_config --version` =~ /PostgreSQL (\d+)/
-  or die 'cannot tell the server version';
+# %MAGIC (the WAL page magic of each supported major version) and $MAJOR
+# (the version the program under test was built for: the server whose
+# bindir is in PATH) come from RestoreTest.
 # a tested version other than this one
 my ($OTHER) = grep { $_ != $MAJOR } (15, 17, 18);
 my ($EXTVERSION) = slurp_file("$FindBin::RealBin/../pg_walvault.control") =~
@@ -75,61 +75,10 @@ sub run_restore_limited
 	return ($status >> 8, $stdout, $stderr);
 }
 
-# Build the content of a fake WAL segment of $MAJOR: a long page header
-# (see XLogLongPageHeaderData in access/xlog_internal.h) on the first page,
-# a short one on every further 8 kB page, each with the WAL location the
-# segment's name gives, and a pattern that depends on $seed in between, so
-# that different files differ and a restore that mangles data is noticed.
-sub fake_segment
+# A fake segment of 16 MB (t/RestoreTest.pm) unless told otherwise.
+sub segment
 {
-	my (%opt) = @_;
-	my $size = $opt{size} // $SEG_SIZE;
-	my $magic = $opt{magic} // $MAGIC{$MAJOR};
-	my $info = $opt{info} // 0x0002;           # XLP_LONG_HEADER
-	my $seg_size = $opt{seg_size} // $size;
-	my $seed = $opt{seed} // 1;
-	my $name = $opt{name} // '000000010000000000000001';
-	my $tli = $opt{tli} // 1;
-	my $sysid = $opt{sysid} // 7000000000000000000 + $seed;
-	my $blcksz = 8192;
-
-	my (undef, $log, $seg) = map { hex } unpack('A8 A8 A8', $name);
-	my $segs_per_id = int(4294967296 / ($seg_size || 1)) || 1;
-	my $start = ($log * $segs_per_id + $seg) * $seg_size;
-	my $pattern = pack('N*',
-		map { ($_ * 2654435761 + $seed * 97) % 4294967296 } 0 .. 2047);
-	my @pages;
-	for (my $off = 0; $off < $size; $off += $blcksz)
-	{
-		my $header =
-		  $off == 0
-		  ? pack('v v V Q< V x4 Q< V V',
-			$magic, $info, $tli, $start, 0, $sysid, $seg_size, $blcksz)
-		  : pack('v v V Q< V x4', $magic, 0, $tli, $start + $off, 0);
-		push @pages, $header . substr($pattern, length($header));
-	}
-	return substr(join('', @pages), 0, $size);
-}
-
-sub write_file
-{
-	my ($path, $content) = @_;
-	open my $fh, '>', $path or die "could not open \"$path\": $!";
-	binmode $fh;
-	print $fh $content or die "could not write \"$path\": $!";
-	close $fh or die "could not close \"$path\": $!";
-	return;
-}
-
-sub read_file
-{
-	my ($path) = @_;
-	open my $fh, '<', $path or die "could not open \"$path\": $!";
-	binmode $fh;
-	local $/;
-	my $content = <$fh>;
-	close $fh;
-	return $content // '';
+	return fake_segment(size => $SEG_SIZE, @_);
 }
 
 # Look a command-line tool up in PATH.
@@ -304,11 +253,11 @@ write_file("$tempdir/not_a_directory", "x");
 ### look if it accepted the name, so that accepting it changes the outcome.
 ###
 
-my $segment1 = fake_segment(seed => 1);
+my $segment1 = segment(seed => 1);
 
 mkdir "$tempdir/etc" or die;
 write_file("$tempdir/etc/passwd", "root:x:0:0::/root:/bin/sh\n");
-write_file("$archive/00000001000000000000000a", fake_segment(seed => 10));
+write_file("$archive/00000001000000000000000a", segment(seed => 10));
 write_file("$archive/000000010000000000000001.foo", $segment1);
 write_file("$archive/000000010000000000000001.HISTORY", "x\n");
 write_file("$archive/00000001000000000000001", $segment1);
@@ -388,7 +337,7 @@ SKIP:
 }
 
 # A full-size .partial segment, timeline history and backup history files.
-my $partial = fake_segment(name => '000000010000000000000002', seed => 2);
+my $partial = segment(name => '000000010000000000000002', seed => 2);
 write_file("$archive/000000010000000000000002.partial", $partial);
 restore_ok('000000010000000000000002.partial', $partial, 'partial segment');
 
@@ -412,7 +361,7 @@ foreach my $tool (qw(zstd lz4 gzip))
 	{
 		skip "$tool is not installed", 4 unless $have{$tool};
 		my $name = sprintf('00000001000000000000000%d', $suffix_seed{$tool});
-		my $content = fake_segment(name => $name, seed => $suffix_seed{$tool});
+		my $content = segment(name => $name, seed => $suffix_seed{$tool});
 		archive_compressed($tool, $name, $content);
 		restore_ok($name, $content, "$tool segment");
 	}
@@ -453,7 +402,7 @@ SKIP:
 	for my $n (0x20 .. 0x22)
 	{
 		my $name = sprintf('0000000100000000000000%02X', $n);
-		$v{$n}{$_->[0]} = fake_segment(name => $name, seed => $_->[1])
+		$v{$n}{$_->[0]} = segment(name => $name, seed => $_->[1])
 		  for ([ plain => 20 ], [ zst => 21 ], [ lz4 => 22 ], [ gz => 23 ]);
 	}
 
@@ -484,7 +433,7 @@ SKIP:
 	skip 'zstd is not installed', 6 unless $have{zstd};
 
 	my $zst = archive_compressed('zstd', '000000010000000000000030',
-		fake_segment(name => '000000010000000000000030', seed => 30));
+		segment(name => '000000010000000000000030', seed => 30));
 	my $data = read_file($zst);
 	write_file($zst, substr($data, 0, int(length($data) / 2)));
 	restore_fails('000000010000000000000030',
@@ -505,7 +454,7 @@ SKIP:
 	skip 'lz4 is not installed', 4 unless $have{lz4};
 
 	my $lz4 = archive_compressed('lz4', '000000010000000000000031',
-		fake_segment(name => '000000010000000000000031', seed => 31));
+		segment(name => '000000010000000000000031', seed => 31));
 	my $data = read_file($lz4);
 	write_file($lz4, substr($data, 0, int(length($data) / 2)));
 	restore_fails('000000010000000000000031',
@@ -518,7 +467,7 @@ SKIP:
 	skip 'gzip is not installed', 8 unless $have{gzip};
 
 	my $gz = archive_compressed('gzip', '000000010000000000000032',
-		fake_segment(name => '000000010000000000000032', seed => 32));
+		segment(name => '000000010000000000000032', seed => 32));
 	my $data = read_file($gz);
 	write_file($gz, substr($data, 0, length($data) - 4));
 	restore_fails('000000010000000000000032',
@@ -528,7 +477,7 @@ SKIP:
 	# flip the bytes of the CRC in the trailer
 	$data = read_file(
 		archive_compressed('gzip', '000000010000000000000033',
-			fake_segment(name => '000000010000000000000033', seed => 33)));
+			segment(name => '000000010000000000000033', seed => 33)));
 	substr($data, -8, 4) = ~substr($data, -8, 4);
 	write_file("$archive/000000010000000000000033.gz", $data);
 	restore_fails('000000010000000000000033',
@@ -556,12 +505,12 @@ restore_fails('000000010000000000000037',
 
 # Fake segments that do not pass the WAL checks.
 write_file("$archive/000000010000000000000040",
-	fake_segment(name => '000000010000000000000040', size => 3 * 1024 * 1024));
+	segment(name => '000000010000000000000040', size => 3 * 1024 * 1024));
 restore_fails('000000010000000000000040', qr/has invalid size 3145728 bytes/,
 	'segment whose size is not a power of two');
 
 write_file("$archive/000000010000000000000041",
-	fake_segment(name => '000000010000000000000041', size => 512 * 1024));
+	segment(name => '000000010000000000000041', size => 512 * 1024));
 restore_fails('000000010000000000000041', qr/has invalid size 524288 bytes/,
 	'segment smaller than 1 MB');
 
@@ -570,7 +519,7 @@ restore_fails('000000010000000000000042', qr/has invalid size 0 bytes/,
 	'empty segment');
 
 write_file("$archive/000000010000000000000043",
-	fake_segment(name => '000000010000000000000043', magic => 0xD10D));
+	segment(name => '000000010000000000000043', magic => 0xD10D));
 restore_fails('000000010000000000000043',
 	qr/invalid WAL page magic 0xD10D, expected ${\ sprintf('0x%04X', $MAGIC{$MAJOR}) } for PostgreSQL $MAJOR/,
 	'segment with the magic of no supported version');
@@ -578,7 +527,7 @@ restore_fails('000000010000000000000043',
 # Every supported version writes its own WAL format: a segment of another
 # version is refused, whichever it is.
 write_file("$archive/000000010000000000000048",
-	fake_segment(name => '000000010000000000000048', magic => $MAGIC{$OTHER}));
+	segment(name => '000000010000000000000048', magic => $MAGIC{$OTHER}));
 restore_fails('000000010000000000000048',
 	qr/is WAL of PostgreSQL $OTHER, but the server is PostgreSQL $MAJOR \(from the server this program was built for\)/,
 	'segment of another major version');
@@ -587,8 +536,8 @@ restore_fails('000000010000000000000048',
 # program restores 16's WAL for a 16 server (16 is not tested otherwise).
 write_file("$datadir/PG_VERSION", "16\n");
 write_file("$archive/000000010000000000000049",
-	fake_segment(name => '000000010000000000000049', magic => $MAGIC{16}, seed => 49));
-restore_ok('000000010000000000000049', fake_segment(name => '000000010000000000000049', magic => $MAGIC{16}, seed => 49),
+	segment(name => '000000010000000000000049', magic => $MAGIC{16}, seed => 49));
+restore_ok('000000010000000000000049', segment(name => '000000010000000000000049', magic => $MAGIC{16}, seed => 49),
 	'segment of the version in PG_VERSION');
 restore_fails('000000010000000000000048',
 	qr/is WAL of PostgreSQL $OTHER, but the server is PostgreSQL 16 \(from PG_VERSION of the data directory\)/,
@@ -601,33 +550,33 @@ unlink "$datadir/PG_VERSION";
 
 # The system identifier in pg_control (its first field) must match the
 # segment's: WAL of another cluster archived into the same directory is
-# refused.  fake_segment(seed => N) has system identifier 7e18 + N.
+# refused.  segment(seed => N) has system identifier 7e18 + N.
 mkdir "$datadir/global" or die;
 write_file("$datadir/global/pg_control",
 	pack('Q<', 7000000000000000000 + 60) . ("\0" x 8184));
-write_file("$archive/000000010000000000000060", fake_segment(name => '000000010000000000000060', seed => 60));
-restore_ok('000000010000000000000060', fake_segment(name => '000000010000000000000060', seed => 60),
+write_file("$archive/000000010000000000000060", segment(name => '000000010000000000000060', seed => 60));
+restore_ok('000000010000000000000060', segment(name => '000000010000000000000060', seed => 60),
 	'segment of this database system');
-write_file("$archive/000000010000000000000061", fake_segment(name => '000000010000000000000061', seed => 61));
+write_file("$archive/000000010000000000000061", segment(name => '000000010000000000000061', seed => 61));
 restore_fails('000000010000000000000061',
 	qr/is WAL of database system 7000000000000000061, but the server is database system 7000000000000000060/,
 	'segment of another database system');
 unlink "$datadir/global/pg_control";
 rmdir "$datadir/global";
 
-write_file("$archive/000000010000000000000044", fake_segment(name => '000000010000000000000044', info => 0));
+write_file("$archive/000000010000000000000044", segment(name => '000000010000000000000044', info => 0));
 restore_fails('000000010000000000000044',
 	qr/does not start with a long WAL page header/,
 	'segment without XLP_LONG_HEADER');
 
 write_file("$archive/000000010000000000000045",
-	fake_segment(name => '000000010000000000000045', size => 1024 * 1024, seg_size => $SEG_SIZE));
+	segment(name => '000000010000000000000045', size => 1024 * 1024, seg_size => $SEG_SIZE));
 restore_fails('000000010000000000000045',
 	qr/has 1048576 bytes, but its page header gives WAL segment size 16777216/,
 	'segment whose header gives another size');
 
 write_file("$archive/000000010000000000000046.partial",
-	fake_segment(name => '000000010000000000000046', size => $SEG_SIZE + 8192));
+	segment(name => '000000010000000000000046', size => $SEG_SIZE + 8192));
 restore_fails('000000010000000000000046.partial',
 	qr/has invalid size 16785408 bytes/,
 	'partial segment of wrong size');
@@ -637,7 +586,7 @@ SKIP:
 {
 	skip 'gzip is not installed', 4 unless $have{gzip};
 	archive_compressed('gzip', '000000010000000000000047',
-		fake_segment(name => '000000010000000000000047', size => 3 * 1024 * 1024));
+		segment(name => '000000010000000000000047', size => 3 * 1024 * 1024));
 	restore_fails('000000010000000000000047',
 		qr/restored content of ".*000000010000000000000047\.gz" has invalid WAL segment size 3145728 in its page header/,
 		'compressed segment of wrong size');
@@ -697,14 +646,14 @@ SKIP:
 # for the end of the WAL, finish recovery and promote.
 {
 	my $name = '000000010000000000000070';
-	my $content = fake_segment(name => $name, seed => 70);
+	my $content = segment(name => $name, seed => 70);
 	substr($content, 5 * 8192, 2) = "\0\0";
 	write_file("$archive/$name", $content);
 	restore_fails($name,
 		qr/restored content of ".*$name" has invalid WAL page magic 0x0000 at offset 40960/,
 		'broken page header in the middle of a segment');
 
-	$content = fake_segment(name => $name, seed => 70);
+	$content = segment(name => $name, seed => 70);
 	substr($content, 7 * 8192 + 8, 8) = pack('Q<', 12345 * 8192);
 	write_file("$archive/$name", $content);
 	restore_fails($name,
@@ -712,27 +661,58 @@ SKIP:
 		'page of another WAL location in the middle of a segment');
 
 	# the server zeroes the page headers after a WAL switch, to the end
-	$content = fake_segment(name => $name, seed => 70);
+	$content = segment(name => $name, seed => 70);
 	substr($content, $_ * 8192, 24) = "\0" x 24 for 100 .. 2047;
 	write_file("$archive/$name", $content);
 	restore_ok($name, $content, 'zeroed pages at the end of a segment');
 
 	substr($content, 200 * 8192, 24) =
-	  substr(fake_segment(name => $name, seed => 70), 200 * 8192, 24);
+	  substr(segment(name => $name, seed => 70), 200 * 8192, 24);
 	write_file("$archive/$name", $content);
 	restore_fails($name,
 		qr/has a page header at offset 1638400 after zeroed pages/,
 		'page header after zeroed pages');
 }
 
+# Header fields that no server writes.
+{
+	my $name = '000000010000000000000078';
+	my $c = segment(name => $name, seed => 78);
+	my $bad = $c;
+	substr($bad, 2, 2) = pack('v', 0x0102);
+	write_file("$archive/$name", $bad);
+	restore_fails($name, qr/has invalid info bits 0x0102 in its first page header/,
+		'first page header with unknown info bits');
+
+	$bad = $c;
+	substr($bad, 36, 4) = pack('V', 3000);
+	write_file("$archive/$name", $bad);
+	restore_fails($name, qr/has invalid WAL page size 3000 in its page header/,
+		'first page header with an invalid page size');
+
+	$bad = $c;
+	substr($bad, 3 * 8192 + 4, 4) = pack('V', 0);
+	write_file("$archive/$name", $bad);
+	restore_fails($name,
+		qr/has timeline 0 in the page header at offset 24576 \(previous page: 1, file name: 1\)/,
+		'page whose timeline goes back');
+
+	# with 16 MB segments, a log file holds segments 00 to FF only
+	my $odd = '0000000100000000000001FF';
+	write_file("$archive/$odd", segment(name => $name, seed => 78));
+	restore_fails($odd,
+		qr/has WAL segment size 16777216, which no segment of its name can have/,
+		'segment number too large for the segment size');
+}
+
 # A segment stored under another segment's name, or another timeline's.
 write_file("$archive/000000010000000000000071",
-	fake_segment(name => '000000010000000000000072', seed => 71));
+	segment(name => '000000010000000000000072', seed => 71));
 restore_fails('000000010000000000000071',
 	qr/starts at WAL location 0\/72000000, but its name says 0\/71000000/,
 	'segment stored under the name of another segment');
 write_file("$archive/000000010000000000000073",
-	fake_segment(name => '000000010000000000000073', tli => 2, seed => 73));
+	segment(name => '000000010000000000000073', tli => 2, seed => 73));
 restore_fails('000000010000000000000073',
 	qr/is WAL of timeline 2, but its name says timeline 1/,
 	'segment of a later timeline than its name says');
@@ -740,7 +720,7 @@ restore_fails('000000010000000000000073',
 restore_ok('000000020000000000000074',
 	do
 	{
-		my $c = fake_segment(name => '000000020000000000000074', seed => 74);
+		my $c = segment(name => '000000020000000000000074', seed => 74);
 		write_file("$archive/000000020000000000000074", $c);
 		$c;
 	},
@@ -791,7 +771,7 @@ SKIP:
 	my $name = '000000010000000000000075';
 	my $src = "$srcdir/$name";
 	open(my $fh, '>', $src) or die;
-	print $fh fake_segment(name => $name, size => 1024 * 1024, seed => 75);
+	print $fh segment(name => $name, size => 1024 * 1024, seed => 75);
 	print $fh ("\0" x (1024 * 1024)) for 1 .. 100;
 	close $fh;
 	compress_file('zstd', $src, "$archive/$name.zst");
@@ -818,8 +798,8 @@ SKIP:
 	system('mkfifo', $fifo) == 0 or die "mkfifo failed";
 	my $n1 = '000000010000000000000076';
 	my $n2 = '000000010000000000000077';
-	my $c1 = fake_segment(name => $n1, seed => 76);
-	my $c2 = fake_segment(name => $n2, seed => 77);
+	my $c1 = segment(name => $n1, seed => 76);
+	my $c2 = segment(name => $n2, seed => 77);
 	write_file("$archive/$n1", $c1);
 	write_file("$archive/$n2", $c2);
 	unlink "$datadir/pg_wal/RECOVERYXLOG";

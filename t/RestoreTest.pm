@@ -20,7 +20,11 @@ our %MAGIC = (15 => 0xD110, 16 => 0xD113, 17 => 0xD116, 18 => 0xD118);
 our ($MAJOR) = `pg_config --version` =~ /PostgreSQL (\d+)/
   or die 'cannot tell the server version';
 
-# fake_segment(name => ..., size => ..., seed => ..., sysid => ..., tli => ...)
+# fake_segment(name => ..., size => ..., seg_size => ..., seed => ...,
+#     sysid => ..., tli => ..., magic => ..., info => ...)
+#
+# The name gives the WAL location of every page; seg_size (default: size) is
+# what the first page says; the pattern between headers depends on seed.
 sub fake_segment
 {
 	my (%opt) = @_;
@@ -31,10 +35,11 @@ sub fake_segment
 	my $tli = $opt{tli} // 1;
 	my $sysid = $opt{sysid} // 7000000000000000000 + $seed;
 	my $magic = $opt{magic} // $MAGIC{$MAJOR};
+	my $info = $opt{info} // 0x0002;    # XLP_LONG_HEADER
 	my $blcksz = 8192;
 
 	my (undef, $log, $seg) = map { hex } unpack('A8 A8 A8', $name);
-	my $segs_per_id = int(4294967296 / $seg_size);
+	my $segs_per_id = int(4294967296 / ($seg_size || 1)) || 1;
 	my $start = ($log * $segs_per_id + $seg) * $seg_size;
 	my $pattern = pack('N*',
 		map { ($_ * 2654435761 + $seed * 97) % 4294967296 } 0 .. 2047);
@@ -44,7 +49,7 @@ sub fake_segment
 		my $header =
 		  $off == 0
 		  ? pack('v v V Q< V x4 Q< V V',
-			$magic, 0x0002, $tli, $start, 0, $sysid, $seg_size, $blcksz)
+			$magic, $info, $tli, $start, 0, $sysid, $seg_size, $blcksz)
 		  : pack('v v V Q< V x4', $magic, 0, $tli, $start + $off, 0);
 		push @pages, $header . substr($pattern, length($header));
 	}
