@@ -747,6 +747,7 @@ SKIP:
 	unlink $bomb;
 	ok(-s "$archive/00000009.history.gz" < 1024 * 1024,
 		'the history bomb is small');
+	unlink "$datadir/pg_wal/RECOVERYHISTORY";
 	my ($rc, $stdout, $stderr) = run_restore_limited(4096, '-d', $archive,
 		'00000009.history', 'pg_wal/RECOVERYHISTORY');
 	is($rc, $FATAL, "gzip bomb named as a history file: exit code $FATAL");
@@ -776,6 +777,7 @@ SKIP:
 	close $fh;
 	compress_file('zstd', $src, "$archive/$name.zst");
 	unlink $src;
+	unlink "$datadir/pg_wal/RECOVERYXLOG";
 	my ($rc, $stdout, $stderr) = run_restore_limited(4096, '-d', $archive,
 		$name, 'pg_wal/RECOVERYXLOG');
 	is($rc, $FATAL, "segment larger than its header says: exit code $FATAL");
