@@ -41,7 +41,15 @@ SHLIB_LINK = -lzstd -llz4 -lz
 # The restore program is a plain frontend binary; PGXS builds one PROGRAM or
 # one MODULE_big per Makefile, so it gets its own rules.
 RESTORE = pg_walvault_restore
-EXTRA_CLEAN = $(RESTORE) src/restore/pg_walvault_restore.o src/.server-version
+RESTORE_OBJS = \
+	src/restore/pg_walvault_restore.o \
+	src/restore/report.o \
+	src/restore/wal_check.o \
+	src/restore/fetch.o \
+	src/restore/spool.o \
+	src/restore/prefetch_client.o \
+	src/restore/prefetcher.o
+EXTRA_CLEAN = $(RESTORE) $(RESTORE_OBJS) src/.server-version
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -58,16 +66,16 @@ $(OBJS): src/pg_walvault.h src/walvault_shmem.h src/compat.h src/codec.h \
 # a stamp that changes with the server makes everything rebuild.
 SERVER_STAMP = src/.server-version
 $(shell echo '$(VERSION)' | cmp -s - $(SERVER_STAMP) || echo '$(VERSION)' >$(SERVER_STAMP))
-$(OBJS) src/restore/pg_walvault_restore.o: $(SERVER_STAMP)
+$(OBJS) $(RESTORE_OBJS): $(SERVER_STAMP)
 
 # codec.c and wal_names.c use no PostgreSQL header: the module and the
 # program share them.
-$(RESTORE): src/restore/pg_walvault_restore.o src/codec.o src/wal_names.o
+$(RESTORE): $(RESTORE_OBJS) src/codec.o src/wal_names.o
 	$(CC) $(CFLAGS) $^ $(LDFLAGS) -lzstd -llz4 -lz -o $@
 
-src/restore/pg_walvault_restore.o: src/codec.h src/wal_names.h
+$(RESTORE_OBJS): src/restore/restore.h src/codec.h src/wal_names.h
 # it checks that a segment is WAL of the server asking, by default this one
-src/restore/pg_walvault_restore.o: CPPFLAGS += -DWV_SERVER_MAJOR=$(MAJORVERSION)
+src/restore/wal_check.o: CPPFLAGS += -DWV_SERVER_MAJOR=$(MAJORVERSION)
 
 install: install-restore
 installdirs: installdirs-restore

@@ -1,20 +1,29 @@
 /*
- * latencyfs: a pass-through FUSE file system that adds a fixed delay to
- * every fsync, for benchmarks only.
+ * latencyfs: a pass-through FUSE file system that adds fixed delays to
+ * fsync, open and read, for benchmarks only.
  *
- * It stands for archive storage where making data durable costs a round
- * trip (a network file system, a cloud volume, a RAID controller with its
- * write cache off) on a machine whose local disk does not.  Everything is
- * passed to a backing directory; fsync() and fsync() of a directory sleep
- * LATENCYFS_DELAY_MS milliseconds (default 10) after the real fsync.  FUSE
- * runs requests in several threads, so fsyncs of different files overlap,
- * as they would over a network.
+ * It stands for archive storage where each operation costs a round trip (a
+ * network file system, an object store, a cloud volume, a RAID controller
+ * with its write cache off) on a machine whose local disk does not.
+ * Everything is passed to a backing directory, and:
+ *
+ *	fsync() of a file or a directory sleeps LATENCYFS_DELAY_MS milliseconds
+ *	(default 10) after the real fsync: the cost of making data durable;
+ *	open() of a file sleeps LATENCYFS_OPEN_DELAY_MS milliseconds (default
+ *	0): the round trip that starts reading a file from a network store;
+ *	read() sleeps LATENCYFS_READ_DELAY_US microseconds (default 0) per
+ *	request (FUSE reads at most 128 kB at a time): a bound on the bandwidth
+ *	of one stream, as one connection to a network store has.
+ *
+ * FUSE runs requests in several threads, so the delays of different files
+ * overlap, as they would over a network.
  *
  *   latencyfs BACKING_DIR MOUNT_POINT -o allow_other,default_permissions
  *
  * Run it as root (it chowns what it creates to the caller).
  *
- * Used by bench/drain.sh with ARCHIVE_LATENCY_MS; not part of pg_walvault.
+ * Used by bench/drain.sh with ARCHIVE_LATENCY_MS, and by bench/restore.sh
+ * for the archive it restores from; not part of pg_walvault.
  */
 #define FUSE_USE_VERSION 31
 
@@ -33,6 +42,8 @@
 
 static const char *backing;
 static long delay_ms = 10;
+static long open_delay_ms = 0;
+static long read_delay_us = 0;
 
 /* The backing path of a path in the mount. */
 static int
@@ -62,12 +73,18 @@ lfs_own(const char *p)
 }
 
 static void
-lfs_delay(void)
+lfs_sleep_us(long us)
 {
-	struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
+	struct timespec ts = {us / 1000000, (us % 1000000) * 1000L};
 
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
+}
+
+static void
+lfs_delay(void)
+{
+	lfs_sleep_us(delay_ms * 1000);
 }
 
 static int
@@ -105,6 +122,8 @@ lfs_open(const char *path, struct fuse_file_info *fi)
 	int			fd;
 	BACKING(p, path);
 
+	if (open_delay_ms > 0)
+		lfs_sleep_us(open_delay_ms * 1000);
 	fd = open(p, fi->flags);
 	if (fd < 0)
 		return -errno;
@@ -132,6 +151,8 @@ lfs_read(const char *path, char *buf, size_t size, off_t off,
 {
 	ssize_t		n = pread(fi->fh, buf, size, off);
 
+	if (read_delay_us > 0)
+		lfs_sleep_us(read_delay_us);
 	return n < 0 ? -errno : (int) n;
 }
 
@@ -298,6 +319,10 @@ main(int argc, char **argv)
 	}
 	if (env != NULL)
 		delay_ms = atol(env);
+	if ((env = getenv("LATENCYFS_OPEN_DELAY_MS")) != NULL)
+		open_delay_ms = atol(env);
+	if ((env = getenv("LATENCYFS_READ_DELAY_US")) != NULL)
+		read_delay_us = atol(env);
 	/* FUSE sees: program MOUNT_POINT [options] */
 	argv[1] = argv[0];
 	return fuse_main(argc - 1, argv + 1, &lfs_ops, NULL);

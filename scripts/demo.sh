@@ -2,8 +2,11 @@
 # A throwaway demonstration of pg_walvault on a fresh Debian bookworm
 # machine, as root: installs what it needs, builds and installs the
 # extension, starts a temporary cluster archiving through pg_walvault under
-# a pgbench load, prints the views, then stops and removes the cluster.
-# KEEP=1 leaves the cluster running (its directory is printed).
+# a pgbench load, prints the views, recovers a copy of the cluster from a
+# base backup and the archive with pg_walvault_restore -j 4 as
+# restore_command (by its full path: PostgreSQL's bindir is not on the
+# server's PATH), then stops and removes both.  KEEP=1 leaves the clusters
+# running (their directory is printed).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +29,7 @@ as_user() { su "$DEMO_USER" -s /bin/bash -c "$*"; }
 cleanup() {
 	if [ "${KEEP:-0}" != 1 ]; then
 		as_user "'$bindir/pg_ctl' -D '$demo/data' -m fast stop" >/dev/null 2>&1 || true
+		as_user "'$bindir/pg_ctl' -D '$demo/restored' -m fast stop" >/dev/null 2>&1 || true
 		rm -rf "$demo"
 	fi
 }
@@ -50,6 +54,8 @@ psql_demo() { as_user "'$bindir/psql' -h '$demo' -p $PORT -d postgres -X $*"; }
 psql_demo "-q -c 'CREATE EXTENSION pg_walvault'"
 echo "== pgbench: initializing and running 20 seconds of load"
 as_user "'$bindir/pgbench' -h '$demo' -p $PORT -i -s 20 -q postgres" >/dev/null 2>&1
+# the base backup the recovery at the end starts from (its WAL: the archive)
+as_user "'$bindir/pg_basebackup' -h '$demo' -p $PORT -D '$demo/restored' -X none -c fast"
 as_user "'$bindir/pgbench' -h '$demo' -p $PORT -T 20 -c 4 postgres" | grep -E '^(tps|number of transactions actually)'
 psql_demo "-q -c 'SELECT pg_switch_wal()'" >/dev/null
 # wait (at most 30 s) until the archive has caught up
@@ -67,5 +73,25 @@ psql_demo "-c 'SELECT sample_time, wal_bytes, archived_count, archived_bytes, pe
 echo "== archive directory: $(ls "$demo/archive" | wc -l) files (lz4), $(du -sm --apparent-size "$demo/archive" | cut -f1) MB"
 newest=$(ls "$demo/archive" | sort | tail -1)
 as_user "'$bindir/pg_walvault_restore' -v -d '$demo/archive' '${newest%.lz4}' '$demo/restored.seg'"
-[ "${KEEP:-0}" = 1 ] && echo "cluster left running in $demo (port $PORT)"
+
+echo "== point-in-time recovery of a copy: the base backup and the archive, restore_command with -j 4"
+expected=$(psql_demo "-At -c 'SELECT count(*), sum(delta) FROM pgbench_history'")
+cat >>"$demo/restored/postgresql.conf" <<CONF
+port = $((PORT + 1))
+archive_mode = off
+restore_command = '$bindir/pg_walvault_restore -j 4 -d $demo/archive %f %p'
+CONF
+echo "restore_command = '$bindir/pg_walvault_restore -j 4 -d $demo/archive %f %p'"
+as_user "touch '$demo/restored/recovery.signal'"
+as_user "'$bindir/pg_ctl' -D '$demo/restored' -l '$demo/restored.log' -w start" >/dev/null
+psql_restored() { as_user "'$bindir/psql' -h '$demo' -p $((PORT + 1)) -d postgres -X $*"; }
+for _ in $(seq 600); do
+	[ "$(psql_restored "-At -c 'SELECT pg_is_in_recovery()'")" = f ] && break
+	sleep 0.2
+done
+grep -E 'redo done|archive recovery complete' "$demo/restored.log" | sed 's/^/    /'
+got=$(psql_restored "-At -c 'SELECT count(*), sum(delta) FROM pgbench_history'")
+echo "pgbench_history (count|sum of delta): primary $expected, recovered copy $got"
+[ "$got" = "$expected" ] || { echo "the recovered copy differs" >&2; exit 1; }
+[ "${KEEP:-0}" = 1 ] && echo "clusters left running in $demo (ports $PORT and $((PORT + 1)))"
 exit 0

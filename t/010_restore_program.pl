@@ -3,32 +3,33 @@
 
 # Tests for pg_walvault_restore, the restore_command helper.  Every exit path
 # of the program is exercised: restored (0), not in the archive (1), and the
-# various usage, name, I/O and corruption errors (2).  No server is needed;
-# WAL segments are faked by writing a valid long page header.
+# various usage, name, I/O and corruption errors (255, which stops
+# recovery).  No server is needed; WAL segments are faked with valid page
+# headers on every page.
 
 use strict;
 use warnings;
 
 use File::Spec;
 use FindBin;
+use lib $FindBin::RealBin;
 use IPC::Run;
 use PostgreSQL::Test::Utils;
+use RestoreTest;
 use Test::More;
 
 my $prog = 'pg_walvault_restore';
 
-# The WAL page magic of each supported major version, and the version the
-# program under test was built for (the server whose bindir is in PATH).
-my %MAGIC = (15 => 0xD110, 16 => 0xD113, 17 => 0xD116, 18 => 0xD118);
-my ($MAJOR) = `pg_config --version` =~ /PostgreSQL (\d+)/
-  or die 'cannot tell the server version';
+# %MAGIC (the WAL page magic of each supported major version) and $MAJOR
+# (the version the program under test was built for: the server whose
+# bindir is in PATH) come from RestoreTest.
 # a tested version other than this one
 my ($OTHER) = grep { $_ != $MAJOR } (15, 17, 18);
 my ($EXTVERSION) = slurp_file("$FindBin::RealBin/../pg_walvault.control") =~
   /^default_version = '(.*)'/m;
 
 my $SEG_SIZE = 16 * 1024 * 1024;
-my $TMP_SUFFIX = '.pg_walvault_restore.tmp';
+my $FATAL = 255;
 
 # absolute, because the program runs in another working directory
 my $tempdir = File::Spec->rel2abs(PostgreSQL::Test::Utils::tempdir);
@@ -57,54 +58,27 @@ sub run_restore
 	return ($status >> 8, $stdout, $stderr);
 }
 
-# Build the content of a fake WAL segment: a long page header of $MAJOR
-# (see XLogLongPageHeaderData in access/xlog_internal.h) followed by a
-# pattern that depends on $seed, so that different files differ and a
-# restore that mangles or zeroes data is noticed.
-sub fake_segment
+# The same, with the size of the files it may write limited to $blocks of
+# 512 bytes (sh's ulimit -f): writing more kills it with SIGXFSZ, which is
+# returned as the exit code 128 + 25, as a shell would.
+sub run_restore_limited
 {
-	my (%opt) = @_;
-	my $size = $opt{size} // $SEG_SIZE;
-	my $magic = $opt{magic} // $MAGIC{$MAJOR};
-	my $info = $opt{info} // 0x0002;           # XLP_LONG_HEADER
-	my $seg_size = $opt{seg_size} // $size;
-	my $seed = $opt{seed} // 1;
+	my ($blocks, @args) = @_;
+	my ($stdout, $stderr) = ('', '');
 
-	my $header = pack('v v V Q< V x4 Q< V V',
-		$magic, $info,
-		1,                        # xlp_tli
-		0,                        # xlp_pageaddr
-		0,                        # xlp_rem_len
-		7000000000000000000 + $seed,    # xlp_sysid
-		$seg_size,
-		8192);                    # xlp_xlog_blcksz
-	die "header layout is wrong" unless length($header) == 40;
-
-	my $block = pack('N*',
-		map { ($_ * 2654435761 + $seed * 97) % 4294967296 } 0 .. 16383);
-	my $body = $block x (int($size / length($block)) + 1);
-	return substr($header . $body, 0, $size);
+	print("# Running with ulimit -f $blocks: $prog " . join(' ', @args) . "\n");
+	IPC::Run::run([ 'sh', '-c', "ulimit -f $blocks; exec \"\$0\" \"\$@\"", $prog, @args ],
+		'>', \$stdout, '2>', \$stderr,
+		init => sub { chdir $datadir or die "chdir $datadir: $!"; });
+	my $status = $?;
+	return (128 + ($status & 127), $stdout, $stderr) if $status & 127;
+	return ($status >> 8, $stdout, $stderr);
 }
 
-sub write_file
+# A fake segment of 16 MB (t/RestoreTest.pm) unless told otherwise.
+sub segment
 {
-	my ($path, $content) = @_;
-	open my $fh, '>', $path or die "could not open \"$path\": $!";
-	binmode $fh;
-	print $fh $content or die "could not write \"$path\": $!";
-	close $fh or die "could not close \"$path\": $!";
-	return;
-}
-
-sub read_file
-{
-	my ($path) = @_;
-	open my $fh, '<', $path or die "could not open \"$path\": $!";
-	binmode $fh;
-	local $/;
-	my $content = <$fh>;
-	close $fh;
-	return $content // '';
+	return fake_segment(size => $SEG_SIZE, @_);
 }
 
 # Look a command-line tool up in PATH.
@@ -153,8 +127,15 @@ sub nothing_left_behind
 {
 	my ($dest, $test_name) = @_;
 	ok(!-e "$datadir/$dest", "$test_name: destination not created");
-	ok(!-e "$datadir/$dest$TMP_SUFFIX", "$test_name: no temporary file left");
+	is(join(' ', temp_files($dest)), '', "$test_name: no temporary file left");
 	return;
+}
+
+# Temporary files of a destination ("<dest>.<pid>.<nonce>" plus a suffix).
+sub temp_files
+{
+	my ($dest) = @_;
+	return glob("$datadir/$dest.*.pg_walvault_restore.tmp");
 }
 
 # Restore $name to pg_wal/RECOVERYXLOG and check it matches $expected.
@@ -169,11 +150,11 @@ sub restore_ok
 	is($stderr, '', "$test_name: nothing on stderr");
 	ok(read_file("$datadir/$dest") eq $expected,
 		"$test_name: restored file is byte-identical");
-	ok(!-e "$datadir/$dest$TMP_SUFFIX", "$test_name: no temporary file left");
+	is(join(' ', temp_files($dest)), '', "$test_name: no temporary file left");
 	return;
 }
 
-# Run a restore that must fail with exit code 2 and a message.
+# Run a restore that must fail with the fatal exit code and a message.
 sub restore_fails
 {
 	my ($name, $stderr_re, $test_name, @extra) = @_;
@@ -182,7 +163,7 @@ sub restore_fails
 
 	my ($rc, $stdout, $stderr) =
 	  run_restore('-d', $archive, @extra, $name, $dest);
-	is($rc, 2, "$test_name: exit code 2");
+	is($rc, $FATAL, "$test_name: exit code $FATAL");
 	like($stderr, $stderr_re, "$test_name: error message");
 	nothing_left_behind($dest, $test_name);
 	return;
@@ -217,7 +198,7 @@ program_version_ok($prog);
 {
 	my ($rc, $stdout, $stderr) =
 	  run_restore('000000010000000000000001', 'pg_wal/RECOVERYXLOG');
-	is($rc, 2, 'missing -d: exit code 2');
+	is($rc, $FATAL, "missing -d: exit code $FATAL");
 	like(
 		$stderr,
 		qr/^pg_walvault_restore: error: no archive directory specified$/m,
@@ -226,20 +207,20 @@ program_version_ok($prog);
 
 	($rc, $stdout, $stderr) =
 	  run_restore('-d', $archive, '000000010000000000000001');
-	is($rc, 2, 'missing destination: exit code 2');
+	is($rc, $FATAL, "missing destination: exit code $FATAL");
 	like($stderr, qr/too few command-line arguments/,
 		'missing destination: error message');
 
 	($rc, $stdout, $stderr) =
 	  run_restore('-d', $archive, '000000010000000000000001',
 		'pg_wal/RECOVERYXLOG', 'extra');
-	is($rc, 2, 'extra argument: exit code 2');
+	is($rc, $FATAL, "extra argument: exit code $FATAL");
 	like($stderr, qr/too many command-line arguments \(first is "extra"\)/,
 		'extra argument: error message');
 
 	($rc, $stdout, $stderr) = run_restore('--no-such-option', '-d',
 		$archive, '000000010000000000000001', 'pg_wal/RECOVERYXLOG');
-	is($rc, 2, 'invalid option: exit code 2');
+	is($rc, $FATAL, "invalid option: exit code $FATAL");
 	like($stderr, qr/Try "pg_walvault_restore --help"/,
 		'invalid option: hint');
 }
@@ -250,7 +231,7 @@ write_file("$tempdir/not_a_directory", "x");
 	my ($rc, $stdout, $stderr) =
 	  run_restore('-d', "$tempdir/not_a_directory",
 		'000000010000000000000001', 'pg_wal/RECOVERYXLOG');
-	is($rc, 2, '-d is a regular file: exit code 2');
+	is($rc, $FATAL, "-d is a regular file: exit code $FATAL");
 	like(
 		$stderr,
 		qr/^pg_walvault_restore: error: archive directory ".*not_a_directory" is not a directory$/m,
@@ -260,7 +241,7 @@ write_file("$tempdir/not_a_directory", "x");
 	($rc, $stdout, $stderr) =
 	  run_restore('-d', "$tempdir/no_such_directory",
 		'000000010000000000000001', 'pg_wal/RECOVERYXLOG');
-	is($rc, 2, '-d does not exist: exit code 2');
+	is($rc, $FATAL, "-d does not exist: exit code $FATAL");
 	like(
 		$stderr,
 		qr/^pg_walvault_restore: error: could not access archive directory ".*no_such_directory": No such file or directory$/m,
@@ -272,11 +253,11 @@ write_file("$tempdir/not_a_directory", "x");
 ### look if it accepted the name, so that accepting it changes the outcome.
 ###
 
-my $segment1 = fake_segment(seed => 1);
+my $segment1 = segment(seed => 1);
 
 mkdir "$tempdir/etc" or die;
 write_file("$tempdir/etc/passwd", "root:x:0:0::/root:/bin/sh\n");
-write_file("$archive/00000001000000000000000a", fake_segment(seed => 10));
+write_file("$archive/00000001000000000000000a", segment(seed => 10));
 write_file("$archive/000000010000000000000001.foo", $segment1);
 write_file("$archive/000000010000000000000001.HISTORY", "x\n");
 write_file("$archive/00000001000000000000001", $segment1);
@@ -356,7 +337,7 @@ SKIP:
 }
 
 # A full-size .partial segment, timeline history and backup history files.
-my $partial = fake_segment(seed => 2);
+my $partial = segment(name => '000000010000000000000002', seed => 2);
 write_file("$archive/000000010000000000000002.partial", $partial);
 restore_ok('000000010000000000000002.partial', $partial, 'partial segment');
 
@@ -380,7 +361,7 @@ foreach my $tool (qw(zstd lz4 gzip))
 	{
 		skip "$tool is not installed", 4 unless $have{$tool};
 		my $name = sprintf('00000001000000000000000%d', $suffix_seed{$tool});
-		my $content = fake_segment(seed => $suffix_seed{$tool});
+		my $content = segment(name => $name, seed => $suffix_seed{$tool});
 		archive_compressed($tool, $name, $content);
 		restore_ok($name, $content, "$tool segment");
 	}
@@ -416,25 +397,30 @@ SKIP:
 	skip 'zstd, lz4 and gzip are needed for the lookup order tests', 12
 	  unless $have{zstd} && $have{lz4} && $have{gzip};
 
-	my $plain = fake_segment(seed => 20);
-	my $zst = fake_segment(seed => 21);
-	my $lz4 = fake_segment(seed => 22);
-	my $gz = fake_segment(seed => 23);
+	# the same segment in each variant, each with its own content
+	my %v;
+	for my $n (0x20 .. 0x22)
+	{
+		my $name = sprintf('0000000100000000000000%02X', $n);
+		$v{$n}{$_->[0]} = segment(name => $name, seed => $_->[1])
+		  for ([ plain => 20 ], [ zst => 21 ], [ lz4 => 22 ], [ gz => 23 ]);
+	}
 
-	write_file("$archive/000000010000000000000020", $plain);
-	archive_compressed('zstd', '000000010000000000000020', $zst);
-	restore_ok('000000010000000000000020', $plain,
+	write_file("$archive/000000010000000000000020", $v{0x20}{plain});
+	archive_compressed('zstd', '000000010000000000000020', $v{0x20}{zst});
+	restore_ok('000000010000000000000020', $v{0x20}{plain},
 		'plain file preferred over .zst');
 
-	archive_compressed('zstd', '000000010000000000000021', $zst);
-	archive_compressed('lz4', '000000010000000000000021', $lz4);
-	archive_compressed('gzip', '000000010000000000000021', $gz);
-	restore_ok('000000010000000000000021', $zst,
+	archive_compressed('zstd', '000000010000000000000021', $v{0x21}{zst});
+	archive_compressed('lz4', '000000010000000000000021', $v{0x21}{lz4});
+	archive_compressed('gzip', '000000010000000000000021', $v{0x21}{gz});
+	restore_ok('000000010000000000000021', $v{0x21}{zst},
 		'.zst preferred over .lz4 and .gz');
 
-	archive_compressed('lz4', '000000010000000000000022', $lz4);
-	archive_compressed('gzip', '000000010000000000000022', $gz);
-	restore_ok('000000010000000000000022', $lz4, '.lz4 preferred over .gz');
+	archive_compressed('lz4', '000000010000000000000022', $v{0x22}{lz4});
+	archive_compressed('gzip', '000000010000000000000022', $v{0x22}{gz});
+	restore_ok('000000010000000000000022', $v{0x22}{lz4},
+		'.lz4 preferred over .gz');
 }
 
 ###
@@ -447,7 +433,7 @@ SKIP:
 	skip 'zstd is not installed', 6 unless $have{zstd};
 
 	my $zst = archive_compressed('zstd', '000000010000000000000030',
-		fake_segment(seed => 30));
+		segment(name => '000000010000000000000030', seed => 30));
 	my $data = read_file($zst);
 	write_file($zst, substr($data, 0, int(length($data) / 2)));
 	restore_fails('000000010000000000000030',
@@ -457,7 +443,7 @@ SKIP:
 	write_file("$dest_dir/RECOVERYXLOG", "old content");
 	my ($rc, $stdout, $stderr) = run_restore('-d', $archive,
 		'000000010000000000000030', 'pg_wal/RECOVERYXLOG');
-	is($rc, 2, 'failed restore over existing destination: exit code 2');
+	is($rc, $FATAL, "failed restore over existing destination: exit code $FATAL");
 	is(read_file("$dest_dir/RECOVERYXLOG"),
 		'old content', 'failed restore leaves existing destination alone');
 	unlink "$dest_dir/RECOVERYXLOG";
@@ -468,7 +454,7 @@ SKIP:
 	skip 'lz4 is not installed', 4 unless $have{lz4};
 
 	my $lz4 = archive_compressed('lz4', '000000010000000000000031',
-		fake_segment(seed => 31));
+		segment(name => '000000010000000000000031', seed => 31));
 	my $data = read_file($lz4);
 	write_file($lz4, substr($data, 0, int(length($data) / 2)));
 	restore_fails('000000010000000000000031',
@@ -481,7 +467,7 @@ SKIP:
 	skip 'gzip is not installed', 8 unless $have{gzip};
 
 	my $gz = archive_compressed('gzip', '000000010000000000000032',
-		fake_segment(seed => 32));
+		segment(name => '000000010000000000000032', seed => 32));
 	my $data = read_file($gz);
 	write_file($gz, substr($data, 0, length($data) - 4));
 	restore_fails('000000010000000000000032',
@@ -491,7 +477,7 @@ SKIP:
 	# flip the bytes of the CRC in the trailer
 	$data = read_file(
 		archive_compressed('gzip', '000000010000000000000033',
-			fake_segment(seed => 33)));
+			segment(name => '000000010000000000000033', seed => 33)));
 	substr($data, -8, 4) = ~substr($data, -8, 4);
 	write_file("$archive/000000010000000000000033.gz", $data);
 	restore_fails('000000010000000000000033',
@@ -519,12 +505,12 @@ restore_fails('000000010000000000000037',
 
 # Fake segments that do not pass the WAL checks.
 write_file("$archive/000000010000000000000040",
-	fake_segment(size => 3 * 1024 * 1024));
+	segment(name => '000000010000000000000040', size => 3 * 1024 * 1024));
 restore_fails('000000010000000000000040', qr/has invalid size 3145728 bytes/,
 	'segment whose size is not a power of two');
 
 write_file("$archive/000000010000000000000041",
-	fake_segment(size => 512 * 1024));
+	segment(name => '000000010000000000000041', size => 512 * 1024));
 restore_fails('000000010000000000000041', qr/has invalid size 524288 bytes/,
 	'segment smaller than 1 MB');
 
@@ -533,7 +519,7 @@ restore_fails('000000010000000000000042', qr/has invalid size 0 bytes/,
 	'empty segment');
 
 write_file("$archive/000000010000000000000043",
-	fake_segment(magic => 0xD10D));
+	segment(name => '000000010000000000000043', magic => 0xD10D));
 restore_fails('000000010000000000000043',
 	qr/invalid WAL page magic 0xD10D, expected ${\ sprintf('0x%04X', $MAGIC{$MAJOR}) } for PostgreSQL $MAJOR/,
 	'segment with the magic of no supported version');
@@ -541,7 +527,7 @@ restore_fails('000000010000000000000043',
 # Every supported version writes its own WAL format: a segment of another
 # version is refused, whichever it is.
 write_file("$archive/000000010000000000000048",
-	fake_segment(magic => $MAGIC{$OTHER}));
+	segment(name => '000000010000000000000048', magic => $MAGIC{$OTHER}));
 restore_fails('000000010000000000000048',
 	qr/is WAL of PostgreSQL $OTHER, but the server is PostgreSQL $MAJOR \(from the server this program was built for\)/,
 	'segment of another major version');
@@ -550,8 +536,8 @@ restore_fails('000000010000000000000048',
 # program restores 16's WAL for a 16 server (16 is not tested otherwise).
 write_file("$datadir/PG_VERSION", "16\n");
 write_file("$archive/000000010000000000000049",
-	fake_segment(magic => $MAGIC{16}, seed => 49));
-restore_ok('000000010000000000000049', fake_segment(magic => $MAGIC{16}, seed => 49),
+	segment(name => '000000010000000000000049', magic => $MAGIC{16}, seed => 49));
+restore_ok('000000010000000000000049', segment(name => '000000010000000000000049', magic => $MAGIC{16}, seed => 49),
 	'segment of the version in PG_VERSION');
 restore_fails('000000010000000000000048',
 	qr/is WAL of PostgreSQL $OTHER, but the server is PostgreSQL 16 \(from PG_VERSION of the data directory\)/,
@@ -564,33 +550,33 @@ unlink "$datadir/PG_VERSION";
 
 # The system identifier in pg_control (its first field) must match the
 # segment's: WAL of another cluster archived into the same directory is
-# refused.  fake_segment(seed => N) has system identifier 7e18 + N.
+# refused.  segment(seed => N) has system identifier 7e18 + N.
 mkdir "$datadir/global" or die;
 write_file("$datadir/global/pg_control",
 	pack('Q<', 7000000000000000000 + 60) . ("\0" x 8184));
-write_file("$archive/000000010000000000000060", fake_segment(seed => 60));
-restore_ok('000000010000000000000060', fake_segment(seed => 60),
+write_file("$archive/000000010000000000000060", segment(name => '000000010000000000000060', seed => 60));
+restore_ok('000000010000000000000060', segment(name => '000000010000000000000060', seed => 60),
 	'segment of this database system');
-write_file("$archive/000000010000000000000061", fake_segment(seed => 61));
+write_file("$archive/000000010000000000000061", segment(name => '000000010000000000000061', seed => 61));
 restore_fails('000000010000000000000061',
 	qr/is WAL of database system 7000000000000000061, but the server is database system 7000000000000000060/,
 	'segment of another database system');
 unlink "$datadir/global/pg_control";
 rmdir "$datadir/global";
 
-write_file("$archive/000000010000000000000044", fake_segment(info => 0));
+write_file("$archive/000000010000000000000044", segment(name => '000000010000000000000044', info => 0));
 restore_fails('000000010000000000000044',
 	qr/does not start with a long WAL page header/,
 	'segment without XLP_LONG_HEADER');
 
 write_file("$archive/000000010000000000000045",
-	fake_segment(size => 1024 * 1024, seg_size => $SEG_SIZE));
+	segment(name => '000000010000000000000045', size => 1024 * 1024, seg_size => $SEG_SIZE));
 restore_fails('000000010000000000000045',
 	qr/has 1048576 bytes, but its page header gives WAL segment size 16777216/,
 	'segment whose header gives another size');
 
 write_file("$archive/000000010000000000000046.partial",
-	fake_segment(size => $SEG_SIZE + 8192));
+	segment(name => '000000010000000000000046', size => $SEG_SIZE + 8192));
 restore_fails('000000010000000000000046.partial',
 	qr/has invalid size 16785408 bytes/,
 	'partial segment of wrong size');
@@ -600,9 +586,9 @@ SKIP:
 {
 	skip 'gzip is not installed', 4 unless $have{gzip};
 	archive_compressed('gzip', '000000010000000000000047',
-		fake_segment(size => 3 * 1024 * 1024));
+		segment(name => '000000010000000000000047', size => 3 * 1024 * 1024));
 	restore_fails('000000010000000000000047',
-		qr/restored content of ".*000000010000000000000047\.gz" has invalid size 3145728 bytes/,
+		qr/restored content of ".*000000010000000000000047\.gz" has invalid WAL segment size 3145728 in its page header/,
 		'compressed segment of wrong size');
 }
 
@@ -619,10 +605,10 @@ restore_fails('000000010000000000000050', qr/is not a regular file/,
 {
 	my ($rc, $stdout, $stderr) = run_restore('-d', $archive,
 		'000000010000000000000001', 'no_such_dir/RECOVERYXLOG');
-	is($rc, 2, 'destination directory missing: exit code 2');
+	is($rc, $FATAL, "destination directory missing: exit code $FATAL");
 	like(
 		$stderr,
-		qr/^pg_walvault_restore: error: could not create file "no_such_dir\/RECOVERYXLOG\.pg_walvault_restore\.tmp": No such file or directory$/m,
+		qr/^pg_walvault_restore: error: could not create file "no_such_dir\/RECOVERYXLOG\.\d+\.[0-9a-f]+\.pg_walvault_restore\.tmp": No such file or directory$/m,
 		'destination directory missing: error message');
 }
 
@@ -650,6 +636,262 @@ SKIP:
 		qr/could not open file ".*000000010000000000000051": Permission denied/,
 		'unreadable archive file');
 	chmod 0600, "$archive/000000010000000000000051";
+}
+
+###
+### Every page of a segment, and the segment's name
+###
+
+# A broken page header in the middle of a segment: the server would take it
+# for the end of the WAL, finish recovery and promote.
+{
+	my $name = '000000010000000000000070';
+	my $content = segment(name => $name, seed => 70);
+	substr($content, 5 * 8192, 2) = "\0\0";
+	write_file("$archive/$name", $content);
+	restore_fails($name,
+		qr/restored content of ".*$name" has invalid WAL page magic 0x0000 at offset 40960/,
+		'broken page header in the middle of a segment');
+
+	$content = segment(name => $name, seed => 70);
+	substr($content, 7 * 8192 + 8, 8) = pack('Q<', 12345 * 8192);
+	write_file("$archive/$name", $content);
+	restore_fails($name,
+		qr/has WAL location 0\/06072000 in the page header at offset 57344, expected 0\/7000E000/,
+		'page of another WAL location in the middle of a segment');
+
+	# the server zeroes the page headers after a WAL switch, to the end
+	$content = segment(name => $name, seed => 70);
+	substr($content, $_ * 8192, 24) = "\0" x 24 for 100 .. 2047;
+	write_file("$archive/$name", $content);
+	restore_ok($name, $content, 'zeroed pages at the end of a segment');
+
+	substr($content, 200 * 8192, 24) =
+	  substr(segment(name => $name, seed => 70), 200 * 8192, 24);
+	write_file("$archive/$name", $content);
+	restore_fails($name,
+		qr/has a page header at offset 1638400 after zeroed pages/,
+		'page header after zeroed pages');
+}
+
+# Header fields that no server writes.
+{
+	my $name = '000000010000000000000078';
+	my $c = segment(name => $name, seed => 78);
+	my $bad = $c;
+	substr($bad, 2, 2) = pack('v', 0x0102);
+	write_file("$archive/$name", $bad);
+	restore_fails($name, qr/has invalid info bits 0x0102 in its first page header/,
+		'first page header with unknown info bits');
+
+	$bad = $c;
+	substr($bad, 36, 4) = pack('V', 3000);
+	write_file("$archive/$name", $bad);
+	restore_fails($name, qr/has invalid WAL page size 3000 in its page header/,
+		'first page header with an invalid page size');
+
+	$bad = $c;
+	substr($bad, 3 * 8192 + 4, 4) = pack('V', 0);
+	write_file("$archive/$name", $bad);
+	restore_fails($name,
+		qr/has timeline 0 in the page header at offset 24576 \(previous page: 1, file name: 1\)/,
+		'page whose timeline goes back');
+
+	# with 16 MB segments, a log file holds segments 00 to FF only
+	my $odd = '0000000100000000000001FF';
+	write_file("$archive/$odd", segment(name => $name, seed => 78));
+	restore_fails($odd,
+		qr/has WAL segment size 16777216, which no segment of its name can have/,
+		'segment number too large for the segment size');
+}
+
+# A segment stored under another segment's name, or another timeline's.
+write_file("$archive/000000010000000000000071",
+	segment(name => '000000010000000000000072', seed => 71));
+restore_fails('000000010000000000000071',
+	qr/starts at WAL location 0\/72000000, but its name says 0\/71000000/,
+	'segment stored under the name of another segment');
+write_file("$archive/000000010000000000000073",
+	segment(name => '000000010000000000000073', tli => 2, seed => 73));
+restore_fails('000000010000000000000073',
+	qr/is WAL of timeline 2, but its name says timeline 1/,
+	'segment of a later timeline than its name says');
+# the first segment of a new timeline starts with pages of the old one
+restore_ok('000000020000000000000074',
+	do
+	{
+		my $c = segment(name => '000000020000000000000074', seed => 74);
+		write_file("$archive/000000020000000000000074", $c);
+		$c;
+	},
+	'segment of a new timeline with pages of the previous one');
+
+###
+### Bounds: content never exceeds what the file may hold
+###
+
+# A gzip bomb named as a timeline history file: 100 MB of zeros in 100 kB.
+# With the size of files the program may write limited to 2 MB (ulimit -f),
+# it must stop by itself at the 1 MB a history file may have; writing on
+# would get it killed by SIGXFSZ.
+SKIP:
+{
+	skip 'gzip is not installed', 5 unless $have{gzip};
+	my $bomb = "$srcdir/bomb";
+	open(my $fh, '>', $bomb) or die;
+	print $fh ("\0" x (1024 * 1024)) for 1 .. 100;
+	close $fh;
+	IPC::Run::run([ 'gzip', '-1', '-n', '-c', $bomb ],
+		'>', "$archive/00000009.history.gz")
+	  or die "gzip failed";
+	unlink $bomb;
+	ok(-s "$archive/00000009.history.gz" < 1024 * 1024,
+		'the history bomb is small');
+	unlink "$datadir/pg_wal/RECOVERYHISTORY";
+	my ($rc, $stdout, $stderr) = run_restore_limited(4096, '-d', $archive,
+		'00000009.history', 'pg_wal/RECOVERYHISTORY');
+	is($rc, $FATAL, "gzip bomb named as a history file: exit code $FATAL");
+	like($stderr,
+		qr/restored content of ".*00000009\.history\.gz" exceeds 1048576 bytes, the most a history file may have/,
+		'gzip bomb named as a history file: error message');
+	nothing_left_behind('pg_wal/RECOVERYHISTORY',
+		'gzip bomb named as a history file');
+}
+
+# An uncompressed history file over the cap is refused before it is copied.
+write_file("$archive/0000000A.history", "x" x (1024 * 1024 + 1));
+restore_fails('0000000A.history',
+	qr/archive file ".*0000000A\.history" has 1048577 bytes, more than the 1048576 a history file may have/,
+	'history file over the cap');
+
+# A segment whose header says 1 MB, followed by 100 MB more: it stops at the
+# size its own header states, with 2 MB allowed to be written.
+SKIP:
+{
+	skip 'zstd is not installed', 4 unless $have{zstd};
+	my $name = '000000010000000000000075';
+	my $src = "$srcdir/$name";
+	open(my $fh, '>', $src) or die;
+	print $fh segment(name => $name, size => 1024 * 1024, seed => 75);
+	print $fh ("\0" x (1024 * 1024)) for 1 .. 100;
+	close $fh;
+	compress_file('zstd', $src, "$archive/$name.zst");
+	unlink $src;
+	unlink "$datadir/pg_wal/RECOVERYXLOG";
+	my ($rc, $stdout, $stderr) = run_restore_limited(4096, '-d', $archive,
+		$name, 'pg_wal/RECOVERYXLOG');
+	is($rc, $FATAL, "segment larger than its header says: exit code $FATAL");
+	like($stderr,
+		qr/restored content of ".*$name\.zst" exceeds the WAL segment size its page header gives \(1048576 bytes\)/,
+		'segment larger than its header says: error message');
+	nothing_left_behind('pg_wal/RECOVERYXLOG',
+		'segment larger than its header says');
+}
+
+###
+### Two restores to one destination at once write their own temporary files
+###
+
+# The first is held after writing its first piece (a test-only hook), the
+# second runs to completion meanwhile, then the first finishes: each
+# renames a whole file of its own (the last wins), nothing is mixed.
+{
+	my $fifo = "$tempdir/hold.fifo";
+	system('mkfifo', $fifo) == 0 or die "mkfifo failed";
+	my $n1 = '000000010000000000000076';
+	my $n2 = '000000010000000000000077';
+	my $c1 = segment(name => $n1, seed => 76);
+	my $c2 = segment(name => $n2, seed => 77);
+	write_file("$archive/$n1", $c1);
+	write_file("$archive/$n2", $c2);
+	unlink "$datadir/pg_wal/RECOVERYXLOG";
+
+	local $ENV{PG_WALVAULT_RESTORE_TEST_HOLD} = "$n1:$fifo";
+	my ($out1, $err1) = ('', '');
+	my $h = IPC::Run::start([ $prog, '-d', $archive, $n1, 'pg_wal/RECOVERYXLOG' ],
+		'>', \$out1, '2>', \$err1,
+		init => sub { chdir $datadir or die; });
+	open(my $rd, '<', $fifo) or die "open $fifo: $!";
+	my $held = <$rd>;
+	close $rd;
+	my ($pid, $temp) = split ' ', $held;
+	ok(-f "$datadir/$temp", 'first restore holds its temporary file');
+
+	my ($rc) = run_restore('-d', $archive, $n2, 'pg_wal/RECOVERYXLOG');
+	is($rc, 0, 'second restore to the same destination meanwhile: exit code 0');
+	ok(read_file("$dest_dir/RECOVERYXLOG") eq $c2,
+		'the second restore put its whole file in place');
+	ok(-f "$datadir/$temp", 'the first one\'s temporary file is untouched');
+
+	open(my $wr, '>', $fifo) or die "open $fifo: $!";
+	close $wr;
+	$h->finish;
+	is($h->result(0), 0, 'first restore: exit code 0');
+	ok(read_file("$dest_dir/RECOVERYXLOG") eq $c1,
+		'then the first put its whole file in place');
+	is(join(' ', temp_files('pg_wal/RECOVERYXLOG')), '',
+		'no temporary file left');
+	unlink $fifo;
+}
+
+###
+### Options of the prefetcher, and I/O errors on a standby
+###
+
+foreach my $bad ([ '-j', '0' ], [ '-j', '65' ], [ '--jobs', 'x' ],
+	[ '--idle-timeout', '0' ], [ '--spool-size', '10kB' ],
+	[ '--spool-size', '5TB' ])
+{
+	my ($rc, $stdout, $stderr) = run_restore(@$bad, '-d', $archive,
+		'000000010000000000000001', 'pg_wal/RECOVERYXLOG');
+	is($rc, $FATAL, "@$bad: exit code $FATAL");
+	like($stderr, qr/invalid value "\Q$bad->[1]\E" for option/,
+		"@$bad: error message");
+}
+
+# Outside a server in archive recovery, -j restores directly.
+{
+	unlink "$dest_dir/RECOVERYXLOG";
+	my ($rc, $stdout, $stderr) = run_restore('-v', '-j', '4', '-d', $archive,
+		'000000010000000000000001', 'pg_wal/RECOVERYXLOG');
+	is($rc, 0, '-j outside a server: exit code 0');
+	like($stderr, qr/not run by a server in archive recovery: no prefetching/,
+		'-j outside a server: says it does not prefetch');
+	ok(read_file("$dest_dir/RECOVERYXLOG") eq $segment1,
+		'-j outside a server: byte-identical');
+	ok(!-e "$dest_dir/pg_walvault_spool", '-j outside a server: no spool');
+}
+
+# --retry-io-errors turns an I/O error into "not available" on a standby
+# only: elsewhere exit 1 would end recovery.  The symlink loop of
+# 000000010000000000000052 (above) fails to open.
+SKIP:
+{
+	skip 'symlinks are not tested on Windows', 8 if $windows_os;
+	my @args = ('--retry-io-errors', '-d', $archive,
+		'000000010000000000000052', 'pg_wal/RECOVERYXLOG');
+
+	my ($rc, $stdout, $stderr) = run_restore(@args);
+	is($rc, $FATAL,
+		"--retry-io-errors outside standby mode: exit code $FATAL");
+
+	write_file("$datadir/standby.signal", '');
+	($rc, $stdout, $stderr) = run_restore(@args);
+	is($rc, 1, '--retry-io-errors in standby mode: exit code 1');
+	like($stderr, qr/error: could not open file ".*000000010000000000000052"/,
+		'--retry-io-errors in standby mode: the error is reported');
+	like($stderr, qr/reported as not available \(--retry-io-errors in standby mode\)/,
+		'--retry-io-errors in standby mode: says what it does');
+
+	($rc, $stdout, $stderr) = run_restore(@args[ 1 .. $#args ]);
+	is($rc, $FATAL, "standby without --retry-io-errors: exit code $FATAL");
+
+	# never for corrupt content
+	($rc, $stdout, $stderr) = run_restore('--retry-io-errors', '-d',
+		$archive, '000000010000000000000070', 'pg_wal/RECOVERYXLOG');
+	is($rc, $FATAL,
+		"--retry-io-errors in standby mode, corrupt segment: exit code $FATAL");
+	unlink "$datadir/standby.signal";
 }
 
 done_testing();

@@ -1,0 +1,190 @@
+/*-------------------------------------------------------------------------
+ *
+ * restore.h
+ *	  What the files of pg_walvault_restore share.
+ *
+ * The program is split by role:
+ *
+ *	pg_walvault_restore.c	main: options, then serial fetch or prefetch client
+ *	report.c				messages, exit statuses, the temporary file to remove
+ *	wal_check.c				who asks (PG_VERSION, pg_control) and what a
+ *							restored file may contain
+ *	fetch.c					fetch one file from the archive, checked, durably
+ *	spool.c					the prefetch spool: layout, lock, sweeping
+ *	prefetch_client.c		ask the prefetcher, start it when there is none
+ *	prefetcher.c			the detached prefetching process and its workers
+ *
+ * Like codec.c and wal_names.c, these files include no PostgreSQL header
+ * (postgres_fe.h maps printf and strerror to libpgport, which we do not
+ * link).
+ *
+ * src/restore/restore.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef WALVAULT_RESTORE_H
+#define WALVAULT_RESTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wal_names.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define WV_PRINTF_ATTR(f, a) __attribute__((format(printf, f, a)))
+#define WV_NORETURN __attribute__((noreturn))
+#else
+#define WV_PRINTF_ATTR(f, a)
+#define WV_NORETURN
+#endif
+
+#define PROGRAM_NAME	"pg_walvault_restore"
+
+/*
+ * Exit statuses.  The server treats 1 to 125 as "file not available" (the
+ * end of archive recovery, or a standby's cue to try again later), any
+ * status above 125 as a reason to stop recovery with FATAL (except 143,
+ * 128 + SIGTERM, which it takes for a shutdown request): see
+ * RestoreArchivedFile() and wait_result_is_any_signal().  So every error
+ * exits with WV_EXIT_FATAL, and only "not in the archive" with 1.
+ */
+#define WV_EXIT_RESTORED	0
+#define WV_EXIT_NOT_FOUND	1
+#define WV_EXIT_FATAL		255
+
+/* longest path we build; generous compared to the server's MAXPGPATH */
+#define WV_MAXPATH		4096
+
+/* Bounds of restored content (wal_check.c) */
+#define WV_WAL_SEG_MIN_SIZE (UINT64_C(1024) * 1024)
+#define WV_WAL_SEG_MAX_SIZE (UINT64_C(1024) * 1024 * 1024)
+/* a timeline or backup history file larger than this is not one */
+#define WV_HISTORY_MAX_SIZE (UINT64_C(1024) * 1024)
+
+/* Limits of the prefetcher's options */
+#define WV_MAX_JOBS		64
+#define WV_DEFAULT_IDLE_TIMEOUT 60
+#define WV_DEFAULT_SPOOL_SIZE (UINT64_C(1024) * 1024 * 1024)
+
+/* Everything the command line says. */
+typedef struct RestoreOptions
+{
+	const char *archive_dir;
+	const char *file_name;
+	const char *dest;
+	WalvaultFileKind kind;
+	int			jobs;			/* 0: no prefetching */
+	int			idle_timeout;	/* seconds */
+	uint64_t	spool_size;		/* bytes */
+	bool		retry_io_errors;
+	bool		verbose;
+} RestoreOptions;
+
+/* report.c */
+typedef enum WvErrorClass
+{
+	WV_ERROR_USAGE,				/* how we were called */
+	WV_ERROR_IO,				/* a system call failed */
+	WV_ERROR_CONTENT			/* the archived file is not what it must be */
+} WvErrorClass;
+
+extern void wv_set_verbose(bool verbose);
+extern bool wv_is_verbose(void);
+extern void wv_set_io_errors_not_available(bool on);
+extern void wv_verbose(const char *fmt,...) WV_PRINTF_ATTR(1, 2);
+extern void wv_warning(const char *fmt,...) WV_PRINTF_ATTR(1, 2);
+extern void wv_error(WvErrorClass cls, const char *fmt,...)
+			WV_PRINTF_ATTR(2, 3) WV_NORETURN;
+extern void wv_usage_error(const char *fmt,...) WV_PRINTF_ATTR(1, 2) WV_NORETURN;
+extern void wv_temp_set(const char *path);
+extern void wv_temp_forget(void);
+extern void wv_install_signal_cleanup(void);
+
+/* wal_check.c */
+typedef struct WalVersion
+{
+	int			major;
+	uint16_t	page_magic;
+} WalVersion;
+
+typedef struct ServerIdentity
+{
+	const WalVersion *version;	/* never NULL */
+	const char *version_source; /* where the version came from */
+	bool		have_sysid;
+	uint64_t	sysid;
+} ServerIdentity;
+
+/*
+ * The state of the checks of one restored file, fed its content in pieces
+ * as it is written.  A segment is checked page by page; the first page's
+ * long header states the segment size, and the content may never exceed
+ * it.  History files have a fixed cap.
+ */
+typedef struct WalCheck
+{
+	WalvaultFileKind kind;
+	const char *src_path;		/* for messages */
+	ServerIdentity server;
+	uint64_t	limit;			/* most bytes acceptable now */
+	uint64_t	extra_limit;	/* another cap (the spool's), 0: none */
+	uint64_t	nbytes;			/* content seen */
+	/* from the file name (segments) */
+	uint32_t	name_tli;
+	uint32_t	name_log;
+	uint32_t	name_seg;
+	/* from the first page's header */
+	bool		have_long_header;
+	uint32_t	seg_size;
+	uint32_t	blcksz;
+	uint64_t	segno;
+	/* page walk */
+	unsigned char hdr[40];		/* header of the page being read */
+	size_t		hdr_len;
+	uint64_t	page_no;		/* page whose header is in hdr */
+	uint32_t	last_tli;
+	bool		zero_pages;		/* a zeroed page header was seen */
+} WalCheck;
+
+extern void wv_identify_server(ServerIdentity *server);
+extern bool wv_is_valid_segment_size(uint64_t size);
+extern void walcheck_init(WalCheck *check, const char *file_name,
+						  WalvaultFileKind kind, const char *src_path,
+						  uint64_t extra_limit);
+extern void walcheck_data(WalCheck *check, const unsigned char *data,
+						  size_t len);
+extern void walcheck_finish(WalCheck *check);
+extern void walcheck_plain_size(const WalCheck *check, uint64_t size);
+
+/* fetch.c */
+extern int	wv_fetch(const char *archive_dir, const char *file_name,
+					 WalvaultFileKind kind, const char *dest,
+					 uint64_t max_bytes, uint64_t *restored_bytes);
+extern void wv_fsync_parent_dir(const char *path);
+extern void wv_fetch_in_worker(void);
+
+/* spool.c: the layout of the spool, relative to the data directory */
+#define WV_SPOOL_DIR		"pg_wal/pg_walvault_spool"
+#define WV_SPOOL_LOCK		WV_SPOOL_DIR "/prefetcher.lock"
+#define WV_SPOOL_SOCKET		WV_SPOOL_DIR "/prefetcher.sock"
+#define WV_TEMP_SUFFIX		".pg_walvault_restore.tmp"
+
+extern bool wv_in_archive_recovery(long *postmaster_pid);
+extern long wv_read_postmaster_pid(void);
+extern int	spool_lock(void);
+extern void spool_unlock_remove(int lock_fd);
+extern bool spool_temp_owner(const char *name, long *pid);
+extern bool spool_segment_parse(const char *name, uint32_t seg_size,
+								uint32_t *tli, uint64_t *segno);
+extern void spool_segment_name(char *out, uint32_t tli, uint64_t segno,
+							   uint32_t seg_size);
+
+/* prefetch_client.c */
+extern int	prefetch_restore(const RestoreOptions *opts);
+
+/* prefetcher.c */
+extern void prefetcher_main(const RestoreOptions *opts, long postmaster_pid,
+							int ready_fd) WV_NORETURN;
+
+#endif							/* WALVAULT_RESTORE_H */
