@@ -71,16 +71,24 @@ run_one()
 		else
 			run=(bash -c)
 		fi
-		"${run[@]}" "cd '$work/tree' && PATH=\"\$('$pg_config' --bindir):\$PATH\" make PG_CONFIG='$pg_config' PROVE_FLAGS='--timer' installcheck" || status=$?
+		"${run[@]}" "cd '$work/tree' && PATH=\"\$('$pg_config' --bindir):\$PATH\" make PG_CONFIG='$pg_config' PROVE_FLAGS='--timer' installcheck" 2>&1 | tee "$work/installcheck.out" || status=$?
 
 		if [ $status -ne 0 ]; then
 			echo "==== test failure details"
 			[ -f regression.diffs ] && cat regression.diffs
-			for f in tmp_check/log/regress_log_* tmp_check/log/*.log; do
-				[ -f "$f" ] || continue
-				echo "---- $f (last 80 lines)"
-				tail -n 80 "$f"
+			# the logs of the failing TAP tests only: their own log, then
+			# the servers they started
+			for t in $(grep -oE '^t/[0-9a-z_]+\.pl +\(Wstat' "$work/installcheck.out" | cut -d. -f1 | sort -u); do
+				name=${t#t/}
+				for f in "tmp_check/log/regress_log_$name" tmp_check/log/"${name}"_*.log; do
+					[ -f "$f" ] || continue
+					echo "---- $f (last 150 lines)"
+					tail -n 150 "$f"
+				done
 			done
+			# what failed, last, where a truncated log still shows it
+			grep -E '^(not ok|#   Failed test|#   at |t/.*Wstat|  Failed test|not ok [0-9]+ +- )|(Dubious|Failed [0-9]+/)' "$work/installcheck.out" >"$log.failed" || true
+			[ -s "$log.failed" ] || echo "(no failing test named: see the log above)" >"$log.failed"
 		else
 			rm -rf "$work"
 		fi
@@ -137,9 +145,12 @@ for i in "${!configs[@]}"; do
 	fi
 	cat "$logs/$i.log"
 done
-rm -rf "$logs"
 
 echo "==== summary"
-printf '%s\n' "${results[@]}"
+for i in "${!configs[@]}"; do
+	echo "${results[$i]}"
+	[ -f "$logs/$i.log.failed" ] && sed 's/^/    /' "$logs/$i.log.failed"
+done
+rm -rf "$logs"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
