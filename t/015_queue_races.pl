@@ -175,8 +175,12 @@ scenario('interrupts', sub {
 	$h->finish;
 	wait_all_archived($node);
 
-	# a pool of 0: the archiver runs the slow command itself
+	# a pool of 0: the archiver runs the slow command itself.  CREATE
+	# DATABASE writes WAL enough to fill segments: they are archived with
+	# the released command first, or the worker could take one just before
+	# it is asked to leave, and hold it with the new command.
 	$node->safe_psql('postgres', 'CREATE DATABASE victim2');
+	wait_all_archived($node);
 	set_conf($node, qq{pg_walvault.max_workers = 0
 pg_walvault.min_workers = 0
 pg_walvault.archive_command = 'while [ ! -f $marks/go2 ]; do sleep 0.1; done; cp %p $archive/%f'
