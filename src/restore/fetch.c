@@ -45,13 +45,6 @@
 #include "codec.h"
 #include "restore.h"
 
-#ifndef O_CLOEXEC
-#define O_CLOEXEC 0
-#endif
-#ifndef O_NOFOLLOW
-#define O_NOFOLLOW 0
-#endif
-
 /*
  * A test-only hook: with PG_WALVAULT_RESTORE_TEST_HOLD=NAME:FIFO in the
  * environment, the process restoring NAME stops right after the first piece

@@ -25,6 +25,7 @@
 #ifndef WALVAULT_RESTORE_H
 #define WALVAULT_RESTORE_H
 
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +38,14 @@
 #else
 #define WV_PRINTF_ATTR(f, a)
 #define WV_NORETURN
+#endif
+
+/* where the platform lacks them, the flags are simply not asked for */
+#ifndef O_CLOEXEC
+#define O_CLOEXEC 0
+#endif
+#ifndef O_NOFOLLOW
+#define O_NOFOLLOW 0
 #endif
 
 #define PROGRAM_NAME	"pg_walvault_restore"

@@ -51,13 +51,6 @@
 
 #include "restore.h"
 
-#ifndef O_CLOEXEC
-#define O_CLOEXEC 0
-#endif
-#ifndef O_NOFOLLOW
-#define O_NOFOLLOW 0
-#endif
-
 /*
  * The pid of the postmaster of the data directory (the first line of
  * postmaster.pid), or 0 when there is none.

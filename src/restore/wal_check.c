@@ -53,10 +53,6 @@
 
 #include "restore.h"
 
-#ifndef O_CLOEXEC
-#define O_CLOEXEC 0
-#endif
-
 #define WV_XLP_LONG_HEADER	0x0002
 #define WV_XLP_ALL_FLAGS	0x000F
 #define WV_XLOG_BLCKSZ_MIN	1024
@@ -382,6 +378,27 @@ walcheck_next_page(WalCheck *check)
 }
 
 /*
+ * Gather the first want bytes of a page header into check->hdr from data,
+ * which may hold only part of it; advance data, len and off past what was
+ * taken.  Returns true once the header is complete.
+ */
+static bool
+walcheck_gather(WalCheck *check, size_t want, const unsigned char **data,
+				size_t *len, uint64_t *off)
+{
+	size_t		n = want - check->hdr_len;
+
+	if (n > *len)
+		n = *len;
+	memcpy(check->hdr + check->hdr_len, *data, n);
+	check->hdr_len += n;
+	*data += n;
+	*len -= n;
+	*off += n;
+	return check->hdr_len == want;
+}
+
+/*
  * Walk the page headers in data, which starts at offset check->nbytes of
  * the file.  Headers may straddle pieces: they are gathered in check->hdr.
  */
@@ -392,19 +409,9 @@ walcheck_pages(WalCheck *check, const unsigned char *data, size_t len)
 
 	while (len > 0)
 	{
-		size_t		n;
-
 		if (!check->have_long_header)
 		{
-			n = WV_LONG_PHD - check->hdr_len;
-			if (n > len)
-				n = len;
-			memcpy(check->hdr + check->hdr_len, data, n);
-			check->hdr_len += n;
-			data += n;
-			len -= n;
-			off += n;
-			if (check->hdr_len == WV_LONG_PHD)
+			if (walcheck_gather(check, WV_LONG_PHD, &data, &len, &off))
 			{
 				walcheck_first_page(check);
 				check->hdr_len = 0;
@@ -421,23 +428,15 @@ walcheck_pages(WalCheck *check, const unsigned char *data, size_t len)
 		if (off < check->page_no * check->blcksz)
 		{
 			uint64_t	skip = check->page_no * check->blcksz - off;
+			size_t		n = skip < len ? (size_t) skip : len;
 
-			n = skip < len ? (size_t) skip : len;
 			data += n;
 			len -= n;
 			off += n;
 			continue;
 		}
 
-		n = WV_SHORT_PHD - check->hdr_len;
-		if (n > len)
-			n = len;
-		memcpy(check->hdr + check->hdr_len, data, n);
-		check->hdr_len += n;
-		data += n;
-		len -= n;
-		off += n;
-		if (check->hdr_len == WV_SHORT_PHD)
+		if (walcheck_gather(check, WV_SHORT_PHD, &data, &len, &off))
 		{
 			walcheck_next_page(check);
 			check->hdr_len = 0;
