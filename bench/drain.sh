@@ -235,41 +235,12 @@ archive_settings() { # config datadir archivedir: what the reload turns on
 
 # Build the backlog in the running server: SEGMENTS times, insert rows of
 # random md5 text until the current segment is FILL% full, then switch.
+ready_note() { echo "$(count_ready "$1") ready"; }
 generate_backlog() { # datadir
-	local d=$1 done_segs=0 chunk t0 t1 lsn0 lsn1
-	psql_run -c "CREATE TABLE IF NOT EXISTS bench_wal (id bigint, payload text)"
+	local d=$1 t0 t1 lsn0 lsn1
 	lsn0=$(psql_run -c "SELECT pg_current_wal_insert_lsn()")
 	t0=$(date +%s.%N)
-	while ((done_segs < SEGMENTS)); do
-		chunk=$((SEGMENTS - done_segs))
-		((chunk <= 32)) || chunk=32
-		psql_run <<EOF
-DO \$\$
-DECLARE
-	segsize bigint := (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size');
-	target  bigint := segsize * $FILL / 100;
-	seg     text;
-	n       bigint := 0;
-BEGIN
-	FOR i IN 1..$chunk LOOP
-		TRUNCATE bench_wal;
-		seg := pg_walfile_name(pg_current_wal_insert_lsn());
-		LOOP
-			INSERT INTO bench_wal
-				SELECT g, md5(random()::text) FROM generate_series(n + 1, n + 10000) g;
-			n := n + 10000;
-			EXIT WHEN pg_walfile_name(pg_current_wal_insert_lsn()) <> seg
-				OR (pg_current_wal_insert_lsn() - '0/0'::pg_lsn) % segsize >= target;
-		END LOOP;
-		PERFORM pg_switch_wal();
-		COMMIT;
-	END LOOP;
-END
-\$\$;
-EOF
-		done_segs=$((done_segs + chunk))
-		log "    generated $done_segs/$SEGMENTS segments ($(count_ready "$d") ready)"
-	done
+	fill_segments "$SEGMENTS" "ready_note $d"
 	t1=$(date +%s.%N)
 	lsn1=$(psql_run -c "SELECT pg_current_wal_insert_lsn()")
 	GEN_INFO=$(psql_run -c "SELECT round(('$lsn1'::pg_lsn - '$lsn0'::pg_lsn) / 1048576.0)")

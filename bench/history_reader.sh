@@ -121,42 +121,6 @@ wait_for() { # query seconds what
 	die "timed out waiting for $3"
 }
 
-# The backlog: SEGMENTS segments, each FILL% real WAL (random md5 rows),
-# then pg_switch_wal(), as bench/drain.sh builds it.
-generate_backlog() {
-	local done_segs=0 chunk
-	psql_run -c "CREATE TABLE IF NOT EXISTS bench_wal (id bigint, payload text)"
-	while ((done_segs < SEGMENTS)); do
-		chunk=$((SEGMENTS - done_segs))
-		((chunk <= 32)) || chunk=32
-		psql_run <<EOF
-DO \$\$
-DECLARE
-	segsize bigint := (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size');
-	target  bigint := segsize * $FILL / 100;
-	seg     text;
-	n       bigint := 0;
-BEGIN
-	FOR i IN 1..$chunk LOOP
-		TRUNCATE bench_wal;
-		seg := pg_walfile_name(pg_current_wal_insert_lsn());
-		LOOP
-			INSERT INTO bench_wal
-				SELECT g, md5(random()::text) FROM generate_series(n + 1, n + 10000) g;
-			n := n + 10000;
-			EXIT WHEN pg_walfile_name(pg_current_wal_insert_lsn()) <> seg
-				OR (pg_current_wal_insert_lsn() - '0/0'::pg_lsn) % segsize >= target;
-		END LOOP;
-		PERFORM pg_switch_wal();
-		COMMIT;
-	END LOOP;
-END
-\$\$;
-EOF
-		done_segs=$((done_segs + chunk))
-		log "    generated $done_segs/$SEGMENTS segments"
-	done
-}
 
 # From the reload until no .ready file is left; prints seconds.
 time_drain() { # datadir
@@ -207,7 +171,7 @@ pg_walvault.stats_interval = '$STATS_INTERVAL'
 EOF
 pg_start "$TEMPLATE"
 psql_run -c "CREATE EXTENSION pg_walvault"
-generate_backlog
+fill_segments "$SEGMENTS"
 psql_run -c "CHECKPOINT"
 wait_for "SELECT count(*) >= 100 FROM pg_stat_walvault_history" 60 "100 samples"
 pg_stop "$TEMPLATE"

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 #
-# bench/lib.sh -- helpers shared by bench/drain.sh, bench/overhead.sh and
-# bench/views.sh.  Sourced, not run:
+# bench/lib.sh -- helpers shared by the scripts in bench/ (drain.sh,
+# overhead.sh, views.sh, history_reader.sh, restore.sh, soak.sh).  Sourced, not run:
 #
 #     . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #
@@ -29,6 +29,7 @@
 #   psql_db DB ARGS..., psql_run ARGS...   psql on the socket in WORK, port PORT
 #   count_ready DATADIR       .ready files in DATADIR/pg_wal/archive_status
 #   count_archived DIR        WAL segment files in DIR
+#   fill_segments COUNT [NOTE] COUNT segments of real WAL (FILL% each), closed
 #   log_problems LOGFILE      ERROR/FATAL/PANIC/WARNING lines of a server log,
 #                             without the shutdown FATALs of background workers
 #   log_problems_top LOGFILE  the 5 most frequent of them, counted, indented
@@ -170,6 +171,47 @@ count_ready() { # datadir
 count_archived() { # dir [suffix]: WAL segments in the archive directory
 	local sfx=${2:-}
 	find "$1" -maxdepth 1 -type f -regextype posix-extended -regex ".*/[0-9A-F]{24}${sfx//./\\.}" | wc -l
+}
+
+# ------------------------------------------------------------- WAL ----
+# fill_segments COUNT [NOTE]: in the running server, COUNT times, insert
+# rows of random md5 text into bench_wal until the current segment is FILL%
+# full, then pg_switch_wal(): COUNT segments of real WAL, each closed.
+# Progress is logged every 32 segments; NOTE, a command, adds to that line.
+fill_segments() {
+	local total=$1 note=${2:-} done_segs=0 chunk
+	psql_run -c "CREATE TABLE IF NOT EXISTS bench_wal (id bigint, payload text)"
+	while ((done_segs < total)); do
+		chunk=$((total - done_segs))
+		((chunk <= 32)) || chunk=32
+		psql_run <<EOF
+DO \$\$
+DECLARE
+	segsize bigint := (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size');
+	target  bigint := segsize * $FILL / 100;
+	seg     text;
+	n       bigint := 0;
+BEGIN
+	FOR i IN 1..$chunk LOOP
+		TRUNCATE bench_wal;
+		seg := pg_walfile_name(pg_current_wal_insert_lsn());
+		LOOP
+			INSERT INTO bench_wal
+				SELECT g, md5(random()::text) FROM generate_series(n + 1, n + 10000) g;
+			n := n + 10000;
+			EXIT WHEN pg_walfile_name(pg_current_wal_insert_lsn()) <> seg
+				OR (pg_current_wal_insert_lsn() - '0/0'::pg_lsn) % segsize >= target;
+		END LOOP;
+		PERFORM pg_switch_wal();
+		COMMIT;
+	END LOOP;
+END
+\$\$;
+EOF
+
+		done_segs=$((done_segs + chunk))
+		log "    generated $done_segs/$total segments${note:+ ($($note))}"
+	done
 }
 
 SHUTDOWN_FATAL_RE='FATAL: +terminating background worker .* due to administrator command'

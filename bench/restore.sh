@@ -108,38 +108,7 @@ EOF
 pg_start "$P" "$WORK/primary.log"
 as_pg "$PG_BINDIR/pg_basebackup" -h "$WORK" -p "$PORT" -D "$WORK/base" -X none -c fast -N ||
 	die "pg_basebackup failed"
-psql_run -c "CREATE TABLE bench_wal (id bigint, payload text)"
-done_segs=0
-while ((done_segs < SEGMENTS)); do
-	chunk=$((SEGMENTS - done_segs))
-	((chunk <= 32)) || chunk=32
-	psql_run <<EOF
-DO \$\$
-DECLARE
-	segsize bigint := (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size');
-	target  bigint := segsize * $FILL / 100;
-	seg     text;
-	n       bigint := 0;
-BEGIN
-	FOR i IN 1..$chunk LOOP
-		TRUNCATE bench_wal;
-		seg := pg_walfile_name(pg_current_wal_insert_lsn());
-		LOOP
-			INSERT INTO bench_wal
-				SELECT g, md5(random()::text) FROM generate_series(n + 1, n + 10000) g;
-			n := n + 10000;
-			EXIT WHEN pg_walfile_name(pg_current_wal_insert_lsn()) <> seg
-				OR (pg_current_wal_insert_lsn() - '0/0'::pg_lsn) % segsize >= target;
-		END LOOP;
-		PERFORM pg_switch_wal();
-		COMMIT;
-	END LOOP;
-END
-\$\$;
-EOF
-	done_segs=$((done_segs + chunk))
-	log "    generated $done_segs/$SEGMENTS segments"
-done
+fill_segments "$SEGMENTS"
 LAST_SEG=$(psql_run -c "SELECT pg_walfile_name(pg_current_wal_insert_lsn())")
 psql_run -c "SELECT pg_switch_wal()" >/dev/null
 for ((i = 0; i < 3000; i++)); do
