@@ -140,17 +140,6 @@ log "load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ----------------------------------------------------------- helpers ----
 # psql_run (lib.sh) is datadir-independent: one server at a time, on $PORT
-pg_start() { # datadir
-	server_started "$1"
-	as_pg "$PG_BINDIR/pg_ctl" -D "$1" -l "$1/../server.log" -w -t 120 start >/dev/null ||
-		{ tail -n 30 "$1/../server.log" >&2 || true; die "server in $1 did not start"; }
-}
-
-pg_stop() { # datadir
-	as_pg "$PG_BINDIR/pg_ctl" -D "$1" -m fast -w -t 300 stop >/dev/null ||
-		die "server in $1 did not stop"
-	server_stopped "$1"
-}
 
 init_cluster() { # datadir
 	as_pg "$PG_BINDIR/initdb" -D "$1" -A trust -N >/dev/null ||

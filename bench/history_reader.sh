@@ -99,17 +99,6 @@ log "SEGMENTS=$SEGMENTS REPEAT=$REPEAT SAMPLES=$SAMPLES STATS_INTERVAL=$STATS_IN
 ((SEGMENTS >= 100 && SAMPLES == 1000000)) || log "WARNING: not the default SEGMENTS >= 100 and SAMPLES = 1000000: a trial, not a valid run for the criterion"
 
 # ----------------------------------------------------------- helpers ----
-pg_start() { # datadir
-	server_started "$1"
-	as_pg "$PG_BINDIR/pg_ctl" -D "$1" -l "$1/../server.log" -w -t 300 start >/dev/null ||
-		{ tail -n 30 "$1/../server.log" >&2 || true; die "server in $1 did not start"; }
-}
-
-pg_stop() { # datadir
-	as_pg "$PG_BINDIR/pg_ctl" -D "$1" -m fast -w -t 300 stop >/dev/null ||
-		die "server in $1 did not stop"
-	server_stopped "$1"
-}
 
 # Poll a query until it prints t, for at most $2 seconds.
 wait_for() { # query seconds what

@@ -27,6 +27,7 @@
 #   describe_machine          MEM_GIB, CPU_MODEL, SO_INFO, GIT_INFO
 #   so_info                   the installed pg_walvault.so: path, build time, hash
 #   psql_db DB ARGS..., psql_run ARGS...   psql on the socket in WORK, port PORT
+#   pg_start DATADIR, pg_stop DATADIR   the server of DATADIR (log beside it)
 #   count_ready DATADIR       .ready files in DATADIR/pg_wal/archive_status
 #   count_archived DIR        WAL segment files in DIR
 #   fill_segments COUNT [NOTE] COUNT segments of real WAL (FILL% each), closed
@@ -162,6 +163,20 @@ psql_db() { # db, psql args...
 	as_pg "$PG_BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d "$db" "$@"
 }
 psql_run() { psql_db postgres "$@"; }
+
+# pg_start DATADIR, pg_stop DATADIR: start (log in DATADIR/../server.log)
+# and stop (fast) the server of DATADIR, kept in RUNNING
+pg_start() {
+	server_started "$1"
+	as_pg "$PG_BINDIR/pg_ctl" -D "$1" -l "$1/../server.log" -w -t 300 start >/dev/null ||
+		{ tail -n 30 "$1/../server.log" >&2 || true; die "server in $1 did not start"; }
+}
+
+pg_stop() {
+	as_pg "$PG_BINDIR/pg_ctl" -D "$1" -m fast -w -t 300 stop >/dev/null ||
+		die "server in $1 did not stop"
+	server_stopped "$1"
+}
 
 count_ready() { # datadir
 	local f=("$1"/pg_wal/archive_status/*.ready)
