@@ -253,30 +253,6 @@ make_template() {
 	log "template ready: $TEMPLATE_READY ready segments, $(du -sm "$TEMPLATE" | cut -f1) MiB"
 }
 
-# The timing loop: note the time, reload, poll archive_status until no .ready
-# file is left.  Prints the elapsed seconds.
-time_drain() { # datadir
-	local d=$1
-	perl -MTime::HiRes=time,sleep -e '
-		my ($status, $poll_ms, $timeout, @reload) = @ARGV;
-		my $t0 = time;
-		system(@reload) == 0 or die "reload failed\n";
-		my $n;
-		while (1) {
-			opendir(my $dh, $status) or die "$status: $!\n";
-			$n = grep { /\.ready$/ } readdir($dh);
-			closedir($dh);
-			my $t = time;
-			if ($n == 0) { printf "%.3f\n", $t - $t0; exit 0; }
-			if ($t - $t0 > $timeout) {
-				print STDERR "drain timed out after ${timeout}s with $n .ready files left\n";
-				exit 1;
-			}
-			sleep($poll_ms / 1000);
-		}' "$d/pg_wal/archive_status" "$POLL_MS" "$DRAIN_TIMEOUT" \
-		"${AS_PG_CMD[@]}" "$PG_BINDIR/pg_ctl" -D "$d" -s reload
-}
-if ((EUID == 0)); then AS_PG_CMD=(runuser -u postgres --); else AS_PG_CMD=(); fi
 
 # Disk reference, not an archiver: copy the whole backlog (or as many bytes
 # of zeros, without a template) into ONE file with ONE fsync at the end, from

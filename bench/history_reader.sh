@@ -111,26 +111,6 @@ wait_for() { # query seconds what
 }
 
 
-# From the reload until no .ready file is left; prints seconds.
-time_drain() { # datadir
-	local d=$1
-	perl -MTime::HiRes=time,sleep -e '
-		my ($status, $poll_ms, $timeout, @reload) = @ARGV;
-		my $t0 = time;
-		system(@reload) == 0 or die "reload failed\n";
-		while (1) {
-			opendir(my $dh, $status) or die "$status: $!\n";
-			my $n = grep { /\.ready$/ } readdir($dh);
-			closedir($dh);
-			my $t = time;
-			if ($n == 0) { printf "%.3f\n", $t - $t0; exit 0; }
-			die "drain timed out after ${timeout}s with $n .ready files left\n"
-				if $t - $t0 > $timeout;
-			sleep($poll_ms / 1000);
-		}' "$d/pg_wal/archive_status" "$POLL_MS" "$DRAIN_TIMEOUT" \
-		"${AS_PG_CMD[@]}" "$PG_BINDIR/pg_ctl" -D "$d" -s reload
-}
-if ((EUID == 0)); then AS_PG_CMD=(runuser -u postgres --); else AS_PG_CMD=(); fi
 
 # ------------------------------------------------------------ template ----
 TEMPLATE=$WORK/template/data

@@ -31,6 +31,8 @@
 #   count_ready DATADIR       .ready files in DATADIR/pg_wal/archive_status
 #   count_archived DIR        WAL segment files in DIR
 #   fill_segments COUNT [NOTE] COUNT segments of real WAL (FILL% each), closed
+#   time_drain DATADIR        reload, then seconds until no .ready is left
+#                             (POLL_MS, DRAIN_TIMEOUT set by the script)
 #   log_problems LOGFILE      ERROR/FATAL/PANIC/WARNING lines of a server log,
 #                             without the shutdown FATALs of background workers
 #   log_problems_top LOGFILE  the 5 most frequent of them, counted, indented
@@ -186,6 +188,33 @@ count_ready() { # datadir
 count_archived() { # dir [suffix]: WAL segments in the archive directory
 	local sfx=${2:-}
 	find "$1" -maxdepth 1 -type f -regextype posix-extended -regex ".*/[0-9A-F]{24}${sfx//./\\.}" | wc -l
+}
+
+# time_drain DATADIR: note the time, reload the server (which sets where
+# files go), poll archive_status every POLL_MS ms until no .ready file is
+# left; prints the elapsed seconds.  Fails after DRAIN_TIMEOUT seconds.  The
+# timing runs in one perl process, so that starting programs does not count.
+time_drain() {
+	local d=$1 as_pg_cmd=()
+	((EUID != 0)) || as_pg_cmd=(runuser -u postgres --)
+	perl -MTime::HiRes=time,sleep -e '
+		my ($status, $poll_ms, $timeout, @reload) = @ARGV;
+		my $t0 = time;
+		system(@reload) == 0 or die "reload failed\n";
+		my $n;
+		while (1) {
+			opendir(my $dh, $status) or die "$status: $!\n";
+			$n = grep { /\.ready$/ } readdir($dh);
+			closedir($dh);
+			my $t = time;
+			if ($n == 0) { printf "%.3f\n", $t - $t0; exit 0; }
+			if ($t - $t0 > $timeout) {
+				print STDERR "drain timed out after ${timeout}s with $n .ready files left\n";
+				exit 1;
+			}
+			sleep($poll_ms / 1000);
+		}' "$d/pg_wal/archive_status" "$POLL_MS" "$DRAIN_TIMEOUT" \
+		"${as_pg_cmd[@]}" "$PG_BINDIR/pg_ctl" -D "$d" -s reload
 }
 
 # ------------------------------------------------------------- WAL ----
