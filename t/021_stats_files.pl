@@ -64,12 +64,7 @@ ok( $node->poll_query_until('postgres',
 # --- a clean shutdown keeps every one of them (the baseline for what
 # follows); a failure first, so that there is one to keep
 my $archive = $node->{walvault_archive};
-chmod 0500, $archive or die $!;
-make_segments($node, 1);
-$node->poll_query_until('postgres', 'SELECT failed_count > 0 FROM pg_stat_walvault')
-  or die 'no failure';
-chmod 0700, $archive or die $!;
-$node->reload;
+archive_one_failure($node);
 archive_some();
 my $all = 'SELECT archived_count, archived_bytes, stored_bytes, failed_count,'
   . ' last_archived_wal, last_archived_time, last_failed_wal, last_failed_time,'

@@ -32,12 +32,7 @@ $node->safe_psql('postgres',
 	'CREATE EXTENSION pg_walvault; CREATE ROLE prometheus LOGIN IN ROLE pg_monitor');
 
 # something to show: archived files, a failure, samples with a rate
-chmod 0500, $archive or die $!;
-make_segments($node, 1);
-$node->poll_query_until('postgres', 'SELECT failed_count > 0 FROM pg_stat_walvault')
-  or die 'no failure';
-chmod 0700, $archive or die $!;
-$node->reload;
+archive_one_failure($node);
 make_segments($node, 3);
 wait_all_archived($node);
 $node->poll_query_until('postgres',
@@ -64,20 +59,27 @@ my $h = IPC::Run::start(
 	'>', \$out, '2>', \$err);
 
 my $http = HTTP::Tiny->new(timeout => 10);
+
+# The exporter's /metrics once it serves our metrics ('' if it never does),
+# while IPC::Run reads its output.
+sub scrape
+{
+	my ($exporter_run) = @_;
+	for (my $i = 0; $i < 10 * $PostgreSQL::Test::Utils::timeout_default; $i++)
+	{
+		$exporter_run->pump_nb;
+		my $r = $http->get("http://127.0.0.1:$port/metrics");
+		return $r->{content}
+		  if $r->{success}
+		  && $r->{content} =~ /^pg_walvault_archived_files_total\{/m;
+		usleep(100_000);
+	}
+	return '';
+}
+
 my $view_before = $node->safe_psql('postgres',
 	'SELECT archive_lag_bytes FROM pg_stat_walvault');
-my $body = '';
-for (my $i = 0; $i < 10 * $PostgreSQL::Test::Utils::timeout_default; $i++)
-{
-	$h->pump_nb;
-	my $r = $http->get("http://127.0.0.1:$port/metrics");
-	if ($r->{success} && $r->{content} =~ /^pg_walvault_archived_files_total\{/m)
-	{
-		$body = $r->{content};
-		last;
-	}
-	usleep(100_000);
-}
+my $body = scrape($h);
 my $view_after = $node->safe_psql('postgres',
 	'SELECT archive_lag_bytes FROM pg_stat_walvault');
 ok($body ne '', 'the exporter serves pg_walvault metrics')
@@ -184,18 +186,7 @@ $h->kill_kill;
 my @defaults = ("--web.listen-address=127.0.0.1:$port", "--extend.query-path=$queries");
 push @defaults, '--no-collector.bgwriter' if $node->pg_version >= 17;
 $h = IPC::Run::start([ $exporter, @defaults ], '>', \$out, '2>', \$err);
-$body = '';
-for (my $i = 0; $i < 10 * $PostgreSQL::Test::Utils::timeout_default; $i++)
-{
-	$h->pump_nb;
-	my $r = $http->get("http://127.0.0.1:$port/metrics");
-	if ($r->{success} && $r->{content} =~ /^pg_walvault_archived_files_total\{/m)
-	{
-		$body = $r->{content};
-		last;
-	}
-	usleep(100_000);
-}
+$body = scrape($h);
 like($body, qr/^pg_stat_database_xact_commit\{.*\n(?:.*\n)*pg_walvault_archived_files_total\{|^pg_walvault_archived_files_total\{.*\n(?:.*\n)*pg_stat_database_xact_commit\{/m,
 	"with the exporter's default metrics, ours are served too");
 like($body, qr/^pg_exporter_last_scrape_error 0$/m, 'and the scrape has no error');

@@ -18,7 +18,7 @@ use Test::More;
 
 our @EXPORT = qw(walvault_node make_segments snapshot_ready
   check_archived wait_all_archived ready_files archive_files
-  set_archive_directory wait_event_name);
+  set_archive_directory wait_event_name archive_one_failure);
 
 # walvault_node(name, hold => 1, preload => 0, archive_dir => path, conf => text)
 #
@@ -146,6 +146,23 @@ sub wait_all_archived
 	$node->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"
 	) or die 'timed out waiting for the backlog to be archived';
+	return;
+}
+
+# archive_one_failure(node): one file fails to archive, counted, then the
+# archive directory is writable again (the server retries it and goes on).
+# The archive directory is made read-only meanwhile, which needs a non-root
+# user, as the tests run.
+sub archive_one_failure
+{
+	my ($node) = @_;
+	my $archive = $node->{walvault_archive};
+	chmod 0500, $archive or die "chmod $archive: $!";
+	make_segments($node, 1);
+	$node->poll_query_until('postgres', 'SELECT failed_count > 0 FROM pg_stat_walvault')
+	  or die 'no failure';
+	chmod 0700, $archive or die "chmod $archive: $!";
+	$node->reload;
 	return;
 }
 
