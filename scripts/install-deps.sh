@@ -5,6 +5,12 @@
 # Tests only: gdb holds an archive worker with the main lock
 # (t/019_history_lock.pl); prometheus-postgres-exporter (0.11.1 in
 # bookworm) scrapes monitoring/postgres_exporter.yaml (t/020).
+#
+# Object store tests: a real S3 server, Ceph's RADOS gateway on a one-node
+# in-memory cluster (ceph-mon ceph-osd radosgw ceph-common), with HAProxy
+# (built with Lua) in front of it to add latency and inject failures, all
+# started by scripts/rgw.sh; libcurl4-openssl-dev to build the S3 client,
+# curl and openssl for the scripts and tests, awscli for comparisons.
 set -euo pipefail
 
 packages=(
@@ -14,6 +20,8 @@ packages=(
 	libzstd-dev liblz4-dev zlib1g-dev
 	zstd lz4 gzip
 	gdb prometheus-postgres-exporter
+	ceph-mon ceph-osd radosgw ceph-common haproxy
+	libcurl4-openssl-dev curl openssl awscli
 )
 
 missing=()
