@@ -14,6 +14,10 @@ OBJS = \
 	src/archive_file.o \
 	src/target_directory.o \
 	src/target_command.o \
+	src/target_s3.o \
+	src/s3_client.o \
+	src/s3_credentials.o \
+	src/compare.o \
 	src/codec.o \
 	src/wal_names.o \
 	src/collector.o \
@@ -25,7 +29,8 @@ OBJS = \
 PGFILEDESC = "pg_walvault - parallel WAL archiving"
 
 EXTENSION = pg_walvault
-DATA = sql/pg_walvault--1.0.sql sql/pg_walvault--1.0--1.1.sql
+DATA = sql/pg_walvault--1.0.sql sql/pg_walvault--1.0--1.1.sql \
+	sql/pg_walvault--1.1--1.2.sql
 
 REGRESS = pg_walvault guc_units contract upgrade
 REGRESS_OPTS = --temp-config=$(srcdir)/sql/regress.conf --temp-instance=./tmp_check
@@ -36,7 +41,7 @@ WALVAULT_VERSION := $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" pg_walva
 
 PG_CPPFLAGS = -I$(srcdir)/src -DWALVAULT_VERSION='"$(WALVAULT_VERSION)"'
 PG_CFLAGS = -Wall -Werror
-SHLIB_LINK = -lzstd -llz4 -lz
+SHLIB_LINK = -lzstd -llz4 -lz -lcurl
 
 # The restore program is a plain frontend binary; PGXS builds one PROGRAM or
 # one MODULE_big per Makefile, so it gets its own rules.
@@ -46,6 +51,8 @@ RESTORE_OBJS = \
 	src/restore/report.o \
 	src/restore/wal_check.o \
 	src/restore/fetch.o \
+	src/restore/source_directory.o \
+	src/restore/source_s3.o \
 	src/restore/spool.o \
 	src/restore/prefetch_client.o \
 	src/restore/prefetcher.o
@@ -60,7 +67,7 @@ all: $(RESTORE)
 # PGXS tracks no header dependencies unless the server was built with
 # --enable-depend; every object depends on the shared layout.
 $(OBJS): src/pg_walvault.h src/walvault_shmem.h src/compat.h src/codec.h \
-	src/wal_names.h
+	src/wal_names.h src/s3_client.h
 
 # Nor does it notice that objects were built for another server version:
 # a stamp that changes with the server makes everything rebuild.
@@ -68,12 +75,14 @@ SERVER_STAMP = src/.server-version
 $(shell echo '$(VERSION)' | cmp -s - $(SERVER_STAMP) || echo '$(VERSION)' >$(SERVER_STAMP))
 $(OBJS) $(RESTORE_OBJS): $(SERVER_STAMP)
 
-# codec.c and wal_names.c use no PostgreSQL header: the module and the
+# codec.c, wal_names.c and the S3 client use no PostgreSQL header: the module and the
 # program share them.
-$(RESTORE): $(RESTORE_OBJS) src/codec.o src/wal_names.o
-	$(CC) $(CFLAGS) $^ $(LDFLAGS) -lzstd -llz4 -lz -o $@
+$(RESTORE): $(RESTORE_OBJS) src/codec.o src/wal_names.o src/s3_client.o \
+	src/s3_credentials.o
+	$(CC) $(CFLAGS) $^ $(LDFLAGS) -lzstd -llz4 -lz -lcurl -o $@
 
-$(RESTORE_OBJS): src/restore/restore.h src/codec.h src/wal_names.h
+$(RESTORE_OBJS): src/restore/restore.h src/codec.h src/wal_names.h \
+	src/s3_client.h
 # it checks that a segment is WAL of the server asking, by default this one
 src/restore/wal_check.o: CPPFLAGS += -DWV_SERVER_MAJOR=$(MAJORVERSION)
 

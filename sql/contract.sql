@@ -10,7 +10,7 @@ RESET client_min_messages;
 \pset format unaligned
 \pset tuples_only on
 
-SELECT plan(83);
+SELECT plan(107);
 
 -- views
 SELECT has_view('pg_stat_walvault');
@@ -82,6 +82,27 @@ SELECT col_type_is('pg_stat_walvault_history', 'checkpoints', 'bigint');
 SELECT col_type_is('pg_stat_walvault_history', 'server_archived_count', 'bigint');
 SELECT col_type_is('pg_stat_walvault_history', 'server_failed_count', 'bigint');
 
+SELECT has_view('pg_stat_walvault_store');
+SELECT columns_are('pg_stat_walvault_store', ARRAY[
+    'archive_url', 'endpoint', 'region', 'requests', 'retries',
+    'failed_requests', 'bytes_sent', 'bytes_received', 'connections',
+    'request_time_avg_ms', 'request_latency_p50_ms', 'request_latency_p99_ms',
+    'request_time_ms', 'stats_reset']);
+SELECT col_type_is('pg_stat_walvault_store', 'archive_url', 'text');
+SELECT col_type_is('pg_stat_walvault_store', 'endpoint', 'text');
+SELECT col_type_is('pg_stat_walvault_store', 'region', 'text');
+SELECT col_type_is('pg_stat_walvault_store', 'requests', 'bigint');
+SELECT col_type_is('pg_stat_walvault_store', 'retries', 'bigint');
+SELECT col_type_is('pg_stat_walvault_store', 'failed_requests', 'bigint');
+SELECT col_type_is('pg_stat_walvault_store', 'bytes_sent', 'bigint');
+SELECT col_type_is('pg_stat_walvault_store', 'bytes_received', 'bigint');
+SELECT col_type_is('pg_stat_walvault_store', 'connections', 'bigint');
+SELECT col_type_is('pg_stat_walvault_store', 'request_time_avg_ms', 'double precision');
+SELECT col_type_is('pg_stat_walvault_store', 'request_latency_p50_ms', 'double precision');
+SELECT col_type_is('pg_stat_walvault_store', 'request_latency_p99_ms', 'double precision');
+SELECT col_type_is('pg_stat_walvault_store', 'request_time_ms', 'bigint');
+SELECT col_type_is('pg_stat_walvault_store', 'stats_reset', 'timestamp with time zone');
+
 -- functions
 SELECT has_function('pg_stat_walvault_reset', ARRAY['text']);
 SELECT function_returns('pg_stat_walvault_reset', ARRAY['text'], 'void');
@@ -93,6 +114,8 @@ SELECT table_privs_are('pg_stat_walvault', 'public', ARRAY[]::text[]);
 SELECT table_privs_are('pg_stat_walvault_workers', 'public', ARRAY[]::text[]);
 SELECT table_privs_are('pg_stat_walvault_history', 'pg_monitor', ARRAY['SELECT']);
 SELECT table_privs_are('pg_stat_walvault_history', 'public', ARRAY[]::text[]);
+SELECT table_privs_are('pg_stat_walvault_store', 'pg_monitor', ARRAY['SELECT']);
+SELECT table_privs_are('pg_stat_walvault_store', 'public', ARRAY[]::text[]);
 SELECT function_privs_are('pg_stat_walvault_reset', ARRAY['text'], 'public', ARRAY[]::text[]);
 SELECT function_privs_are('pg_stat_walvault_reset', ARRAY['text'], 'pg_monitor', ARRAY[]::text[]);
 
@@ -106,6 +129,10 @@ SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.history_siz
 SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.save_stats'), 'on', 'save_stats defaults to on');
 SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.compression'), 'off', 'compression defaults to off');
 SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.archive_command'), '', 'archive_command defaults to empty');
+SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.archive_url'), '', 'archive_url defaults to empty');
+SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.s3_uri_style'), 'host', 's3_uri_style defaults to host');
+SELECT is((SELECT setting || unit FROM pg_settings WHERE name = 'pg_walvault.s3_connect_timeout'), '10000ms', 's3_connect_timeout defaults to 10 s');
+SELECT is((SELECT setting || unit FROM pg_settings WHERE name = 'pg_walvault.s3_stall_timeout'), '30000ms', 's3_stall_timeout defaults to 30 s');
 SELECT is((SELECT count(*)::int FROM pg_settings WHERE name LIKE 'pg_walvault.%' AND context <> 'sighup'), 0, 'every parameter can be changed with a reload');
 
 -- error messages a user can hit
@@ -126,11 +153,14 @@ SELECT throws_ok($$SELECT pg_stat_walvault_reset()$$, '42501', NULL,
                  'a role without grants cannot reset');
 SELECT throws_ok($$SELECT * FROM pg_stat_walvault_history$$, '42501', NULL,
                  'a role without grants cannot read the history');
+SELECT throws_ok($$SELECT * FROM pg_stat_walvault_store$$, '42501', NULL,
+                 'a role without grants cannot read pg_stat_walvault_store');
 RESET ROLE;
 SET ROLE walvault_monitor;
 SELECT lives_ok($$SELECT * FROM pg_stat_walvault$$, 'pg_monitor reads pg_stat_walvault');
 SELECT lives_ok($$SELECT * FROM pg_stat_walvault_workers$$, 'pg_monitor reads pg_stat_walvault_workers');
 SELECT lives_ok($$SELECT * FROM pg_stat_walvault_history$$, 'pg_monitor reads pg_stat_walvault_history');
+SELECT lives_ok($$SELECT * FROM pg_stat_walvault_store$$, 'pg_monitor reads pg_stat_walvault_store');
 SELECT throws_ok($$SELECT pg_stat_walvault_reset('history')$$, '42501', NULL,
                  'pg_monitor cannot reset the history');
 SELECT throws_ok($$SELECT pg_stat_walvault_reset()$$, '42501', NULL,

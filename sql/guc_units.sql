@@ -6,6 +6,8 @@
 ALTER SYSTEM SET pg_walvault.worker_idle_timeout = '10ms';
 ALTER SYSTEM SET pg_walvault.stats_interval = '5ms';
 ALTER SYSTEM SET pg_walvault.stats_interval = '2h';
+ALTER SYSTEM SET pg_walvault.s3_connect_timeout = 0;
+ALTER SYSTEM SET pg_walvault.s3_stall_timeout = '10ms';
 -- in range: accepted, then taken back
 ALTER SYSTEM SET pg_walvault.stats_interval = '1s';
 ALTER SYSTEM RESET pg_walvault.stats_interval;

@@ -34,6 +34,19 @@ ALTER SYSTEM SET pg_walvault.compression = 'zstd:workers=4';
 ALTER SYSTEM SET pg_walvault.compression = 'none:1';
 ALTER SYSTEM SET pg_walvault.compression = 'off:1';
 ALTER SYSTEM SET pg_walvault.compression = '';
+-- the object store: a URL, an endpoint, a region, a storage class
+ALTER SYSTEM SET pg_walvault.archive_url = 'https://bucket/prefix';
+ALTER SYSTEM SET pg_walvault.archive_url = 's3://ab';
+ALTER SYSTEM SET pg_walvault.archive_url = 's3://My_Bucket/wal';
+ALTER SYSTEM SET pg_walvault.archive_url = 's3://bucket-/wal';
+ALTER SYSTEM SET pg_walvault.archive_url = 's3://bucket/a//b';
+ALTER SYSTEM SET pg_walvault.s3_endpoint = 'ftp://example.com';
+ALTER SYSTEM SET pg_walvault.s3_endpoint = 'https://example.com/path';
+ALTER SYSTEM SET pg_walvault.s3_endpoint = 'https://key:secret@example.com';
+ALTER SYSTEM SET pg_walvault.s3_region = 'EU West';
+ALTER SYSTEM SET pg_walvault.s3_uri_style = 'virtual';
+ALTER SYSTEM SET pg_walvault.s3_ca_file = 'ca.pem';
+ALTER SYSTEM SET pg_walvault.s3_storage_class = 'standard ia';
 -- only postgresql.conf and a reload change them, not SET
 SET pg_walvault.max_workers = 2;
 -- the prefix is reserved: a typo is an error, not a silent placeholder
@@ -48,6 +61,20 @@ ALTER SYSTEM SET pg_walvault.compression = 'lz4:12';
 ALTER SYSTEM SET pg_walvault.compression = 'gzip:9';
 ALTER SYSTEM SET pg_walvault.compression = 'none';
 ALTER SYSTEM RESET pg_walvault.compression;
+ALTER SYSTEM SET pg_walvault.archive_url = 's3://wal-archive';
+ALTER SYSTEM SET pg_walvault.archive_url = 's3://wal-archive/cluster1/main/';
+ALTER SYSTEM SET pg_walvault.s3_endpoint = 'http://127.0.0.1:7480';
+ALTER SYSTEM SET pg_walvault.s3_endpoint = 'https://storage.googleapis.com/';
+ALTER SYSTEM SET pg_walvault.s3_region = 'eu-west-1';
+ALTER SYSTEM SET pg_walvault.s3_uri_style = 'path';
+ALTER SYSTEM SET pg_walvault.s3_ca_file = '/etc/ssl/certs/my-ca.pem';
+ALTER SYSTEM SET pg_walvault.s3_storage_class = 'STANDARD_IA';
+ALTER SYSTEM RESET pg_walvault.archive_url;
+ALTER SYSTEM RESET pg_walvault.s3_endpoint;
+ALTER SYSTEM RESET pg_walvault.s3_region;
+ALTER SYSTEM RESET pg_walvault.s3_uri_style;
+ALTER SYSTEM RESET pg_walvault.s3_ca_file;
+ALTER SYSTEM RESET pg_walvault.s3_storage_class;
 
 -- reset: everything, the counters, or a clear error
 SELECT pg_stat_walvault_reset();

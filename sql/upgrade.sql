@@ -1,6 +1,7 @@
 --
 -- pg_walvault 1.0 keeps working with this library and updates to 1.1, which
--- adds stored_bytes to pg_stat_walvault.  (CREATE EXTENSION installs 1.0 and
+-- adds stored_bytes to pg_stat_walvault, then to 1.2, which adds
+-- pg_stat_walvault_store.  (CREATE EXTENSION installs 1.0 and
 -- applies the same update script, so a fresh install is this path too.)
 --
 DROP EXTENSION IF EXISTS pg_walvault;
@@ -24,6 +25,15 @@ SELECT grantee, privilege_type FROM information_schema.role_table_grants
 WHERE table_name = 'pg_stat_walvault' AND grantee <> current_user;
 SELECT has_function_privilege('pg_monitor', 'pg_walvault_stats()', 'EXECUTE') AS monitor_executes,
        has_function_privilege('public', 'pg_walvault_stats()', 'EXECUTE') AS public_executes;
+
+-- 1.2: the object store's view appears, readable by pg_monitor only
+SELECT count(*) AS store_views FROM pg_views WHERE viewname = 'pg_stat_walvault_store';
+ALTER EXTENSION pg_walvault UPDATE TO '1.2';
+SELECT extversion FROM pg_extension WHERE extname = 'pg_walvault';
+SELECT requests, retries, failed_requests, bytes_sent, archive_url
+FROM pg_stat_walvault_store;
+SELECT grantee, privilege_type FROM information_schema.role_table_grants
+WHERE table_name = 'pg_stat_walvault_store' AND grantee <> current_user;
 
 -- a SQL definition whose row type does not match what the C function
 -- returns is refused clearly rather than misread

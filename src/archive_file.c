@@ -2,8 +2,7 @@
  *
  * archive_file.c
  *	  Archive one file, whoever asks: an archive worker, or the archiver
- *	  itself when no worker can; into the archive directory, or through the
- *	  archive command.
+ *	  itself when no worker can; to whichever archive target is set.
  *
  * The same function serves both so that a file archived by the fallback is
  * archived exactly as a worker would.  It traps every ERROR: in PostgreSQL
@@ -26,6 +25,7 @@
 #include "pgstat.h"
 #include "storage/fd.h"
 #include "storage/lwlock.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "pg_walvault.h"
@@ -34,6 +34,7 @@
 static MemoryContext afile_context = NULL;
 
 static TimestampTz afile_ready_since(const char *file);
+static void afile_target_error(int elevel, int nset);
 
 /*
  * Is file a name the server gives to an archive module?  Only those are
@@ -60,6 +61,8 @@ walvault_archive_file_guarded(const char *file, const char *path,
 	volatile uint64 bytes = 0;
 	uint64		stored = 0;
 	volatile bool ok = false;
+	const WalvaultTarget *target;
+	int			nset;
 
 	if (afile_context == NULL)
 		afile_context = AllocSetContextCreate(TopMemoryContext,
@@ -77,30 +80,10 @@ walvault_archive_file_guarded(const char *file, const char *path,
 					(errcode(ERRCODE_INVALID_NAME),
 					 errmsg("\"%s\" is not the name of a WAL file", file),
 					 errdetail("pg_walvault archives only WAL segments, timeline history files, backup history files and partial segments.")));
-		switch (walvault_archive_target())
-		{
-			case WALVAULT_TARGET_NONE:
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("neither pg_walvault.archive_directory nor pg_walvault.archive_command is set"),
-						 errhint("Set one of them in postgresql.conf and reload the server.")));
-				break;
-			case WALVAULT_TARGET_BOTH:
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("both pg_walvault.archive_directory and pg_walvault.archive_command are set"),
-						 errhint("Set only one of them in postgresql.conf and reload the server.")));
-				break;
-			case WALVAULT_TARGET_DIRECTORY:
-				bytes = walvault_copy_to_directory(file, path,
-												   walvault_archive_directory,
-												   &stored);
-				break;
-			case WALVAULT_TARGET_COMMAND:
-				/* what the command stores is its business */
-				bytes = stored = walvault_run_archive_command(file, path);
-				break;
-		}
+		target = walvault_archive_target(&nset);
+		if (target == NULL)
+			afile_target_error(ERROR, nset);
+		bytes = target->archive(file, path, &stored);
 		ok = true;
 	}
 	PG_CATCH();
@@ -138,8 +121,7 @@ walvault_trap_error(WalvaultSlot *slot, const char *file,
 	EmitErrorReport();
 	FlushErrorState();
 
-	walvault_copy_abort();
-	walvault_command_abort();
+	walvault_target_abort();
 	AtEOSubXact_Files(false, InvalidSubTransactionId, InvalidSubTransactionId);
 
 	walvault_count_failure(slot, file, edata->message);
@@ -147,22 +129,76 @@ walvault_trap_error(WalvaultSlot *slot, const char *file,
 	RESUME_INTERRUPTS();
 }
 
-/* Where files go, from pg_walvault.archive_directory and archive_command. */
-WalvaultTarget
-walvault_archive_target(void)
-{
-	bool		dir = (walvault_archive_directory != NULL &&
-					   walvault_archive_directory[0] != '\0');
-	bool		cmd = (walvault_archive_command != NULL &&
-					   walvault_archive_command[0] != '\0');
+/*
+ * The targets, with the setting that selects each.  This is the one place
+ * that lists the kinds of target.
+ */
+static const WalvaultTarget *const afile_targets[] = {
+	&walvault_target_directory,
+	&walvault_target_command,
+	&walvault_target_s3,
+};
 
-	if (dir && cmd)
-		return WALVAULT_TARGET_BOTH;
-	if (dir)
-		return WALVAULT_TARGET_DIRECTORY;
-	if (cmd)
-		return WALVAULT_TARGET_COMMAND;
-	return WALVAULT_TARGET_NONE;
+/* Is the string setting of a target set? */
+static bool
+afile_is_set(const WalvaultTarget *target)
+{
+	const char *value = GetConfigOption(target->setting, true, false);
+
+	return value != NULL && value[0] != '\0';
+}
+
+/*
+ * Where files go: the target whose setting is set, if exactly one is;
+ * NULL otherwise.  *nset gets how many are set.
+ */
+const WalvaultTarget *
+walvault_archive_target(int *nset)
+{
+	const WalvaultTarget *chosen = NULL;
+
+	*nset = 0;
+	for (int i = 0; i < lengthof(afile_targets); i++)
+	{
+		if (afile_is_set(afile_targets[i]))
+		{
+			chosen = afile_targets[i];
+			(*nset)++;
+		}
+	}
+	return *nset == 1 ? chosen : NULL;
+}
+
+/*
+ * Report at elevel that no target, or more than one, is set (nset).  At
+ * ERROR this does not return.
+ */
+static void
+afile_target_error(int elevel, int nset)
+{
+	const char *names[lengthof(afile_targets)];
+	int			n = 0;
+
+	if (nset == 0)
+		ereport(elevel,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("none of pg_walvault.archive_directory, pg_walvault.archive_command and pg_walvault.archive_url is set"),
+				 errhint("Set one of them in postgresql.conf and reload the server.")));
+	for (int i = 0; i < lengthof(afile_targets); i++)
+		if (afile_is_set(afile_targets[i]))
+			names[n++] = afile_targets[i]->setting;
+	if (n == 2)
+		ereport(elevel,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("both %s and %s are set", names[0], names[1]),
+				 errdetail("No file is archived until only one archive target is set; WAL files stay in pg_wal."),
+				 errhint("Set only one of them in postgresql.conf and reload the server.")));
+	else
+		ereport(elevel,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s, %s and %s are all set", names[0], names[1], names[2]),
+				 errdetail("No file is archived until only one archive target is set; WAL files stay in pg_wal."),
+				 errhint("Set only one of them in postgresql.conf and reload the server.")));
 }
 
 /*
@@ -172,47 +208,59 @@ walvault_archive_target(void)
 uint32
 walvault_target_hash(void)
 {
-	uint32		h;
+	const char *where[] = {
+		walvault_archive_directory, walvault_archive_command,
+		walvault_archive_url, walvault_s3_endpoint
+	};
+	uint32		h = 0;
 
-	h = hash_bytes((const unsigned char *) walvault_archive_directory,
-				   strlen(walvault_archive_directory));
-	return hash_combine(h,
-						hash_bytes((const unsigned char *) walvault_archive_command,
-								   strlen(walvault_archive_command)));
+	for (int i = 0; i < lengthof(where); i++)
+		h = hash_combine(h, hash_bytes((const unsigned char *) where[i],
+									   strlen(where[i])));
+	return h;
 }
 
 /*
- * Say at elevel what is wrong with where files would go now: both places
- * set, an unusable directory, or compression that cannot apply.  Called at
- * start and at every reload, so that a DBA learns of it before the first
- * file fails.
+ * Say at elevel what is wrong with where files would go now: more than one
+ * target set, or what the target itself finds wrong with its settings.
+ * Called at start and at every reload, so that a DBA learns of it before
+ * the first file fails.
  */
 void
 walvault_check_target(int elevel)
 {
-	switch (walvault_archive_target())
-	{
-		case WALVAULT_TARGET_BOTH:
-			ereport(elevel,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("both pg_walvault.archive_directory and pg_walvault.archive_command are set"),
-					 errdetail("No file is archived until one of them is removed; WAL files stay in pg_wal."),
-					 errhint("Set only one of them in postgresql.conf and reload the server.")));
-			break;
-		case WALVAULT_TARGET_DIRECTORY:
-			(void) walvault_directory_usable(walvault_archive_directory, elevel);
-			break;
-		case WALVAULT_TARGET_COMMAND:
-			if (walvault_compression.method != WALVAULT_CODEC_NONE)
-				ereport(elevel,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("pg_walvault.compression has no effect with pg_walvault.archive_command"),
-						 errdetail("Files are handed to the command as they are in pg_wal."),
-						 errhint("Compress in the command, or set pg_walvault.compression to off.")));
-			break;
-		case WALVAULT_TARGET_NONE:
-			break;
-	}
+	const WalvaultTarget *target;
+	int			nset;
+
+	target = walvault_archive_target(&nset);
+	if (target != NULL)
+		target->check(elevel);
+	else if (nset > 1)
+		afile_target_error(elevel, nset);
+}
+
+/*
+ * Undo what a failed archive left behind, whatever the target was: the
+ * setting may have changed since the attempt began.
+ */
+void
+walvault_target_abort(void)
+{
+	for (int i = 0; i < lengthof(afile_targets); i++)
+		afile_targets[i]->abort();
+	walvault_compare_abort();
+}
+
+/* Remove what dead processes left behind in the current target. */
+void
+walvault_target_cleanup(void)
+{
+	const WalvaultTarget *target;
+	int			nset;
+
+	target = walvault_archive_target(&nset);
+	if (target != NULL && target->cleanup != NULL)
+		target->cleanup();
 }
 
 /* When did the server mark file ready?  0 if we cannot tell. */

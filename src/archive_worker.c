@@ -128,7 +128,7 @@ walvault_archive_worker_main(Datum main_arg)
 static void
 aw_on_exit(int code, Datum arg)
 {
-	walvault_copy_abort();
+	walvault_target_abort();
 	if (aw_dsm != NULL)
 		walvault_slot_release(aw_dsm, aw_slotno, code != 0);
 }

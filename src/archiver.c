@@ -110,16 +110,19 @@ am_init(void)
 }
 
 /*
- * Archiving is configured once files have somewhere to go.  Both places set
- * counts as configured: every file then fails with an error saying so,
+ * Archiving is configured once files have somewhere to go.  Several places
+ * set counts as configured: every file then fails with an error saying so,
  * counted and shown in the views.
  */
 static bool
 am_check_configured(WALVAULT_ARCHIVE_STATE_PARAM)
 {
-	if (walvault_archive_target() != WALVAULT_TARGET_NONE)
+	int			nset;
+
+	(void) walvault_archive_target(&nset);
+	if (nset > 0)
 		return true;
-	walvault_not_configured_detail("Neither pg_walvault.archive_directory nor pg_walvault.archive_command is set.");
+	walvault_not_configured_detail("None of pg_walvault.archive_directory, pg_walvault.archive_command and pg_walvault.archive_url is set.");
 	return false;
 }
 

@@ -15,7 +15,8 @@
  *	 lets extensions name their wait events, lets an archive module say why
  *	 it is not configured, traps ERRORs in archive callbacks itself (ours
  *	 trap their own first, so that they are counted in our views on every
- *	 version), and moved checkpoint counts to pg_stat_checkpointer.
+ *	 version), moved checkpoint counts to pg_stat_checkpointer, and
+ *	 replaced IsBackgroundWorker by the process's backend type.
  * - 18 moved pg_stat_wal's counters into a sub-struct and lets a library
  *	 tell its name and version (pg_get_loaded_modules()).
  *
@@ -30,6 +31,7 @@
 #ifndef WALVAULT_COMPAT_H
 #define WALVAULT_COMPAT_H
 
+#include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/proc.h"
 #include "utils/wait_event.h"
@@ -197,6 +199,21 @@ walvault_wal_counts(const PgStat_WalStats *wal, uint64 *records, uint64 *fpi)
 #else
 	*records = (uint64) wal->wal_records;
 	*fpi = (uint64) wal->wal_fpi;
+#endif
+}
+
+/*
+ * Is this process a background worker (one of our archive workers, as
+ * opposed to the server's archiver)?  17 replaced the flag by the
+ * process's backend type.
+ */
+static inline bool
+walvault_am_background_worker(void)
+{
+#if PG_VERSION_NUM >= 170000
+	return AmBackgroundWorkerProcess();
+#else
+	return IsBackgroundWorker;
 #endif
 }
 

@@ -123,8 +123,7 @@ walvault_coordinator_main(Datum main_arg)
 	pgstat_report_activity(STATE_RUNNING, "managing the archive worker pool");
 
 	walvault_check_target(WARNING);
-	if (walvault_archive_target() == WALVAULT_TARGET_DIRECTORY)
-		walvault_remove_stale_temp_files(walvault_archive_directory);
+	walvault_target_cleanup();
 
 	for (;;)
 	{
@@ -169,8 +168,7 @@ coord_reload(void)
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
 	walvault_check_target(WARNING);
-	if (walvault_archive_target() == WALVAULT_TARGET_DIRECTORY)
-		walvault_remove_stale_temp_files(walvault_archive_directory);
+	walvault_target_cleanup();
 	walvault_queue_retarget(coord_dsm, walvault_target_hash());
 	coord_warned_no_slot = false;
 	/* and a new setting may cure a failing collector */

@@ -25,6 +25,7 @@
 #include "storage/spin.h"
 
 #include "pg_walvault.h"
+#include "s3_client.h"
 
 /* Bucket of the latency histogram for a latency of ms milliseconds. */
 static int
@@ -84,6 +85,15 @@ walvault_counters_diff(const WalvaultCounters *now, const WalvaultCounters *base
 	out->failed_count = CNT_DIFF(failed_count);
 	for (i = 0; i < WALVAULT_LATENCY_BUCKETS; i++)
 		out->latency_hist[i] = CNT_DIFF(latency_hist[i]);
+	out->store_requests = CNT_DIFF(store_requests);
+	out->store_retries = CNT_DIFF(store_retries);
+	out->store_failed_requests = CNT_DIFF(store_failed_requests);
+	out->store_bytes_sent = CNT_DIFF(store_bytes_sent);
+	out->store_bytes_received = CNT_DIFF(store_bytes_received);
+	out->store_connections = CNT_DIFF(store_connections);
+	out->store_request_us = CNT_DIFF(store_request_us);
+	for (i = 0; i < WALVAULT_LATENCY_BUCKETS; i++)
+		out->store_latency_hist[i] = CNT_DIFF(store_latency_hist[i]);
 #undef CNT_DIFF
 }
 
@@ -191,4 +201,30 @@ walvault_count_failure(WalvaultSlot *slot, const char *file,
 		slot->last_error_time = now;
 		LWLockRelease(walvault_shared->lock);
 	}
+}
+
+/* Count one attempt of a request to the object store (s3_client.c). */
+void
+walvault_count_store_request(const struct WvS3RequestInfo *info)
+{
+	int64		us = (int64) (info->seconds * 1000000.0);
+	int			bucket = cnt_latency_bucket(us / 1000);
+	WalvaultCounters *total;
+
+	if (walvault_shared == NULL)
+		return;
+	total = &walvault_shared->stats.total;
+	SpinLockAcquire(&walvault_shared->stats_mutex);
+	total->store_requests++;
+	if (info->retried)
+		total->store_retries++;
+	if (info->failed)
+		total->store_failed_requests++;
+	total->store_bytes_sent += info->bytes_sent;
+	total->store_bytes_received += info->bytes_received;
+	if (info->new_connection)
+		total->store_connections++;
+	total->store_request_us += us;
+	total->store_latency_hist[bucket]++;
+	SpinLockRelease(&walvault_shared->stats_mutex);
 }

@@ -25,9 +25,18 @@
 
 #include "compat.h"
 #include "pg_walvault.h"
+#include "s3_client.h"
 
 char	   *walvault_archive_directory = NULL;
 char	   *walvault_archive_command = NULL;
+char	   *walvault_archive_url = NULL;
+char	   *walvault_s3_endpoint = NULL;
+char	   *walvault_s3_region = NULL;
+int			walvault_s3_uri_style = WV_S3_URI_HOST;
+char	   *walvault_s3_ca_file = NULL;
+char	   *walvault_s3_storage_class = NULL;
+int			walvault_s3_connect_timeout = WV_S3_DEFAULT_CONNECT_TIMEOUT_MS;
+int			walvault_s3_stall_timeout = WV_S3_DEFAULT_STALL_TIMEOUT_MS;
 int			walvault_max_workers = 4;
 int			walvault_min_workers = 1;
 int			walvault_worker_idle_timeout = 60000;
@@ -46,6 +55,22 @@ static bool guc_check_archive_directory(char **newval, void **extra,
 static bool guc_check_compression(char **newval, void **extra,
 								  GucSource source);
 static void guc_assign_compression(const char *newval, void *extra);
+static bool guc_check_archive_url(char **newval, void **extra,
+								  GucSource source);
+static bool guc_check_s3_endpoint(char **newval, void **extra,
+								  GucSource source);
+static bool guc_check_s3_region(char **newval, void **extra,
+								GucSource source);
+static bool guc_check_s3_ca_file(char **newval, void **extra,
+								 GucSource source);
+static bool guc_check_s3_storage_class(char **newval, void **extra,
+									   GucSource source);
+
+static const struct config_enum_entry guc_uri_styles[] = {
+	{"host", WV_S3_URI_HOST, false},
+	{"path", WV_S3_URI_PATH, false},
+	{NULL, 0, false}
+};
 
 void
 walvault_define_gucs(void)
@@ -148,6 +173,79 @@ walvault_define_gucs(void)
 							   guc_check_compression, guc_assign_compression,
 							   NULL);
 
+	DefineCustomStringVariable("pg_walvault.archive_url",
+							   "Object store where WAL files are archived, as s3://BUCKET/PREFIX.",
+							   "Objects are named PREFIX/ followed by the file name, as in the archive directory. Credentials come from the server's environment, the AWS shared credentials file or instance metadata, never from a setting.",
+							   &walvault_archive_url,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   guc_check_archive_url, NULL, NULL);
+
+	DefineCustomStringVariable("pg_walvault.s3_endpoint",
+							   "URL of the S3 service, as https://host[:port].",
+							   "Empty means AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL from the server's environment, else AWS's endpoint for pg_walvault.s3_region.",
+							   &walvault_s3_endpoint,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   guc_check_s3_endpoint, NULL, NULL);
+
+	DefineCustomStringVariable("pg_walvault.s3_region",
+							   "Region that S3 requests are signed for.",
+							   "Empty means AWS_REGION or AWS_DEFAULT_REGION from the server's environment, else us-east-1.",
+							   &walvault_s3_region,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   guc_check_s3_region, NULL, NULL);
+
+	DefineCustomEnumVariable("pg_walvault.s3_uri_style",
+							 "How the bucket is named in S3 requests.",
+							 "host (BUCKET.endpoint, as AWS wants) or path (endpoint/BUCKET, as most other servers want).",
+							 &walvault_s3_uri_style,
+							 WV_S3_URI_HOST,
+							 guc_uri_styles,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pg_walvault.s3_ca_file",
+							   "File of CA certificates trusted for the S3 endpoint, besides the system's.",
+							   "TLS certificates are always verified on https endpoints.",
+							   &walvault_s3_ca_file,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   guc_check_s3_ca_file, NULL, NULL);
+
+	DefineCustomStringVariable("pg_walvault.s3_storage_class",
+							   "Storage class of archived objects, as in STANDARD_IA.",
+							   "Empty means the bucket's default.",
+							   &walvault_s3_storage_class,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   guc_check_s3_storage_class, NULL, NULL);
+
+	DefineCustomIntVariable("pg_walvault.s3_connect_timeout",
+							"Time allowed to connect to the S3 endpoint.",
+							NULL,
+							&walvault_s3_connect_timeout,
+							WV_S3_DEFAULT_CONNECT_TIMEOUT_MS, 100, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_walvault.s3_stall_timeout",
+							"Time after which an S3 request that moves no data is abandoned.",
+							"Rounded up to whole seconds.",
+							&walvault_s3_stall_timeout,
+							WV_S3_DEFAULT_STALL_TIMEOUT_MS, 1000, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("pg_walvault");
 }
 
@@ -248,6 +346,99 @@ static void
 guc_assign_compression(const char *newval, void *extra)
 {
 	walvault_compression = *(WalvaultCompression *) extra;
+}
+
+/*
+ * pg_walvault.archive_url: "s3://BUCKET[/PREFIX]", checked by the S3
+ * client's own parser (the restore program uses the same).
+ */
+static bool
+guc_check_archive_url(char **newval, void **extra, GucSource source)
+{
+	char		bucket[WV_S3_BUCKET_MAX + 1];
+	char		prefix[WV_S3_KEY_MAX + 1];
+	char		err[256];
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (!wv_s3_parse_url(*newval, bucket, sizeof(bucket), prefix,
+						 sizeof(prefix), err, sizeof(err)))
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("invalid pg_walvault.archive_url \"%s\"", *newval);
+		GUC_check_errdetail("%s", err);
+		GUC_check_errhint("The form is s3://BUCKET or s3://BUCKET/PREFIX.");
+		return false;
+	}
+	return true;
+}
+
+static bool
+guc_check_s3_endpoint(char **newval, void **extra, GucSource source)
+{
+	char		err[256];
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (!wv_s3_check_endpoint(*newval, err, sizeof(err)))
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("invalid pg_walvault.s3_endpoint \"%s\"", *newval);
+		GUC_check_errdetail("%s", err);
+		GUC_check_errhint("An example is \"https://s3.eu-west-1.amazonaws.com\".");
+		return false;
+	}
+	return true;
+}
+
+static bool
+guc_check_s3_region(char **newval, void **extra, GucSource source)
+{
+	char		err[256];
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (!wv_s3_check_region(*newval, err, sizeof(err)))
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("invalid pg_walvault.s3_region \"%s\"", *newval);
+		GUC_check_errdetail("%s", err);
+		return false;
+	}
+	return true;
+}
+
+static bool
+guc_check_s3_ca_file(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (!is_absolute_path(*newval))
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("pg_walvault.s3_ca_file must be an absolute path");
+		GUC_check_errdetail("\"%s\" is a relative path.", *newval);
+		return false;
+	}
+	return true;
+}
+
+static bool
+guc_check_s3_storage_class(char **newval, void **extra, GucSource source)
+{
+	char		err[256];
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (!wv_s3_check_storage_class(*newval, err, sizeof(err)))
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("invalid pg_walvault.s3_storage_class \"%s\"",
+						 *newval);
+		GUC_check_errdetail("%s", err);
+		return false;
+	}
+	return true;
 }
 
 /*

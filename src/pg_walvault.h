@@ -22,6 +22,12 @@
  *	target_directory.c	archiving target: durable copy into
  *						pg_walvault.archive_directory
  *	target_command.c	archiving target: run pg_walvault.archive_command
+ *	target_s3.c			archiving target: upload to the object store of
+ *						pg_walvault.archive_url
+ *	compare.c			is an archived copy the same as the WAL file?
+ *	s3_client.c			S3 requests on libcurl, shared with the restore
+ *						program
+ *	s3_credentials.c	where the S3 credentials come from
  *	codec.c				streaming zstd/lz4/gzip, shared with the restore
  *						program
  *	wal_names.c			which file names are WAL files, shared with the
@@ -69,6 +75,8 @@ typedef enum WalvaultWaitEvent
 	WALVAULT_WAIT_COMPARE,		/* comparing with a copy already there */
 	WALVAULT_WAIT_SYNC,			/* making an archived file durable */
 	WALVAULT_WAIT_COMMAND,		/* running pg_walvault.archive_command */
+	WALVAULT_WAIT_UPLOAD,		/* uploading a file to the object store */
+	WALVAULT_WAIT_STORE_READ,	/* listing or reading the object store */
 	WALVAULT_WAIT_COORDINATOR,	/* coordinator: between two rounds */
 	WALVAULT_WAIT_COLLECTOR,	/* collector: between two samples */
 	WALVAULT_WAIT_COUNT
@@ -81,18 +89,54 @@ typedef struct WalvaultCompression
 	int			level;			/* the library's scale; 0 = its default */
 } WalvaultCompression;
 
-/* Where files go (archive_file.c) */
-typedef enum WalvaultTarget
+/*
+ * Where files go: an archive target, one file per kind (target_*.c), each
+ * behind these callbacks.  archive_file.c chooses the target from the
+ * settings (the only place that knows the kinds) and calls through them.
+ */
+typedef struct WalvaultTarget
 {
-	WALVAULT_TARGET_NONE,		/* not configured: the server keeps WAL */
-	WALVAULT_TARGET_DIRECTORY,	/* pg_walvault.archive_directory */
-	WALVAULT_TARGET_COMMAND,	/* pg_walvault.archive_command */
-	WALVAULT_TARGET_BOTH		/* both set: an error for every file */
+	const char *setting;		/* the GUC that selects it */
+
+	/*
+	 * Archive the WAL file at path (relative to the data directory) under
+	 * the name file, durably: return only once the archive holds it for
+	 * good.  Returns the bytes archived; *stored gets the bytes written to
+	 * the archive (0 if an identical copy was there already).  A copy
+	 * already in the archive is judged, never overwritten: identical is
+	 * success, different an ERROR.  Any failure is an ERROR.
+	 */
+	uint64		(*archive) (const char *file, const char *path,
+							uint64 *stored);
+
+	/*
+	 * Undo what a failed or interrupted archive left behind (a temporary
+	 * file, a running command).  Safe at any time, from exit callbacks too.
+	 */
+	void		(*abort) (void);
+
+	/* Say at elevel what is wrong with its settings now (start, reload). */
+	void		(*check) (int elevel);
+
+	/* Remove what processes that died left behind; NULL if nothing. */
+	void		(*cleanup) (void);
 } WalvaultTarget;
+
+extern const WalvaultTarget walvault_target_directory;
+extern const WalvaultTarget walvault_target_command;
+extern const WalvaultTarget walvault_target_s3;
 
 /* GUCs (guc.c) */
 extern char *walvault_archive_directory;
 extern char *walvault_archive_command;
+extern char *walvault_archive_url;
+extern char *walvault_s3_endpoint;
+extern char *walvault_s3_region;
+extern int	walvault_s3_uri_style;
+extern char *walvault_s3_ca_file;
+extern char *walvault_s3_storage_class;
+extern int	walvault_s3_connect_timeout;
+extern int	walvault_s3_stall_timeout;
 extern int	walvault_max_workers;
 extern int	walvault_min_workers;
 extern int	walvault_worker_idle_timeout;
@@ -153,9 +197,11 @@ extern bool walvault_archive_file_guarded(const char *file, const char *path,
 extern void walvault_trap_error(WalvaultSlot *slot, const char *file,
 								MemoryContext context);
 extern bool walvault_is_archivable_name(const char *file);
-extern WalvaultTarget walvault_archive_target(void);
+extern const WalvaultTarget *walvault_archive_target(int *nset);
 extern uint32 walvault_target_hash(void);
 extern void walvault_check_target(int elevel);
+extern void walvault_target_abort(void);
+extern void walvault_target_cleanup(void);
 
 /* queue.c */
 typedef struct WalvaultCensus
@@ -201,15 +247,20 @@ extern int	walvault_queue_readahead(WalvaultDsm *dsm, WalvaultFileName *ready,
 extern WalvaultFileName *walvault_ready_files(int *nready);
 extern int	walvault_name_cmp(const void *a, const void *b);
 
-/* target_command.c */
-extern uint64 walvault_run_archive_command(const char *file, const char *path);
-extern void walvault_command_abort(void);
+/* compare.c */
+typedef struct WalvaultCompare WalvaultCompare;
 
-/* target_directory.c */
-extern uint64 walvault_copy_to_directory(const char *file, const char *path,
-										 const char *dir, uint64 *stored);
-extern void walvault_copy_abort(void);
-extern void walvault_remove_stale_temp_files(const char *dir);
+extern WalvaultCompare *walvault_compare_begin(const char *src,
+											   const char *archived,
+											   WalvaultCodecMethod method);
+extern bool walvault_compare_feed(WalvaultCompare *cmp, const char *data,
+								  size_t len);
+extern bool walvault_compare_end(WalvaultCompare *cmp);
+extern void walvault_compare_abort(void);
+
+/* counters.c, for the object store */
+struct WvS3RequestInfo;
+extern void walvault_count_store_request(const struct WvS3RequestInfo *info);
 
 /* history.c */
 extern Size walvault_history_size_bytes(int capacity);

@@ -58,8 +58,11 @@
 #define HISTORY_FILE	PGSTAT_STAT_PERMANENT_DIRECTORY "/pg_walvault_history.stat"
 #define STATS_MAGIC		0x57565331	/* "WVS1" */
 #define HISTORY_MAGIC	0x57564831	/* "WVH1" */
-/* Bump when a struct written to a file changes. 2: WalvaultStats. */
-#define SFILE_FORMAT	2
+/*
+ * Bump when a struct written to a file changes.  2: WalvaultStats; 3: the
+ * object store's counters in WalvaultCounters.
+ */
+#define SFILE_FORMAT	3
 /* Most samples a history file may hold: the largest history_size. */
 #define SFILE_MAX_SAMPLES	1000000
 

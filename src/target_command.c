@@ -55,16 +55,29 @@
 /* The shell running the command while it runs, 0 otherwise. */
 static pid_t tcmd_child = 0;
 
+static uint64 tcmd_archive(const char *file, const char *path,
+						   uint64 *stored);
+static void tcmd_abort(void);
+static void tcmd_check(int elevel);
 static void tcmd_build(StringInfo cmd, const char *template, const char *file,
 					   const char *path);
 static int	tcmd_run(const char *command);
 
+const WalvaultTarget walvault_target_command = {
+	.setting = "pg_walvault.archive_command",
+	.archive = tcmd_archive,
+	.abort = tcmd_abort,
+	.check = tcmd_check,
+	.cleanup = NULL,
+};
+
 /*
  * Run the archive command for file (found at path, relative to the data
- * directory).  Returns the size of the file, which counts as archived.
+ * directory).  Returns the size of the file, which counts as archived, and
+ * as stored too: what the command writes is unknown.
  */
-uint64
-walvault_run_archive_command(const char *file, const char *path)
+static uint64
+tcmd_archive(const char *file, const char *path, uint64 *stored)
 {
 	StringInfoData cmd;
 	struct stat st;
@@ -83,7 +96,11 @@ walvault_run_archive_command(const char *file, const char *path)
 	rc = tcmd_run(cmd.data);
 
 	if (rc == 0)
+	{
+		/* what the command stores is its business */
+		*stored = (uint64) st.st_size;
 		return (uint64) st.st_size;
+	}
 
 	if (wait_result_is_signal(rc, SIGINT) ||
 		wait_result_is_signal(rc, SIGQUIT) ||
@@ -100,19 +117,26 @@ walvault_run_archive_command(const char *file, const char *path)
 	return 0;					/* keep the compiler quiet */
 }
 
-/*
- * Expand the placeholders of template into cmd.  A % followed by anything
- * else is kept as it is, as archive_command does.  file and path are names
- * the server gave (validated by the caller), so they need no quoting.
- */
+/* Compression is the command's own business: say so if it is set. */
+static void
+tcmd_check(int elevel)
+{
+	if (walvault_compression.method != WALVAULT_CODEC_NONE)
+		ereport(elevel,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pg_walvault.compression has no effect with pg_walvault.archive_command"),
+				 errdetail("Files are handed to the command as they are in pg_wal."),
+				 errhint("Compress in the command, or set pg_walvault.compression to off.")));
+}
+
 /*
  * Kill the command of a run that ended on an error (trapped by the
  * caller), so that no file is archived behind the back of a failure.  Its
  * children may live on, as those of a system() call interrupted by the
  * archiver's exit would.
  */
-void
-walvault_command_abort(void)
+static void
+tcmd_abort(void)
 {
 	if (tcmd_child > 0)
 	{
@@ -197,6 +221,11 @@ tcmd_run(const char *command)
 	return status;
 }
 
+/*
+ * Expand the placeholders of template into cmd.  A % followed by anything
+ * else is kept as it is, as archive_command does.  file and path are names
+ * the server gave (validated by the caller), so they need no quoting.
+ */
 static void
 tcmd_build(StringInfo cmd, const char *template, const char *file,
 		   const char *path)

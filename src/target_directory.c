@@ -41,7 +41,7 @@
  *
  * Errors are raised with ereport(ERROR); the caller (archive_file.c) traps
  * them.  A temporary file left by an error or by process exit is removed by
- * walvault_copy_abort().
+ * cdir_abort().
  *
  * src/target_directory.c
  *
@@ -85,23 +85,18 @@ typedef struct CdirDest
 	uint32		wait_event;		/* what pg_stat_activity shows meanwhile */
 } CdirDest;
 
-/* Comparison of decompressed output with the source file. */
-typedef struct CdirCompare
-{
-	int			fd;
-	const char *path;
-	bool		equal;
-} CdirCompare;
-
 /* Temporary file that exists while a copy is under way, "" otherwise. */
 static char cdir_temp_path[MAXPGPATH] = "";
-/* I/O buffers, allocated once per process. */
+/* I/O buffer, allocated once per process. */
 static char *cdir_buf = NULL;
-static char *cdir_buf2 = NULL;
-/* Codecs, made once per process when first needed, by method. */
+/* Compressors, made once per process when first needed, by method. */
 static WalvaultCodec *cdir_compressors[WALVAULT_CODEC_ZSTD + 1];
-static WalvaultCodec *cdir_decompressors[WALVAULT_CODEC_ZSTD + 1];
 
+static uint64 cdir_archive(const char *file, const char *path,
+						   uint64 *stored);
+static void cdir_abort(void);
+static void cdir_check(int elevel);
+static void cdir_cleanup(void);
 static void cdir_ensure_buffers(void);
 static uint64 cdir_existing(const char *path, const char *dest,
 							WalvaultCodecMethod method, const char *dir);
@@ -109,17 +104,15 @@ static bool cdir_publish(const char *temp, const char *dest, const char *dir);
 static void cdir_fsync(const char *path, bool isdir);
 static void cdir_drop_cache(const char *path);
 static const char *cdir_temp_tag(void);
-static bool cdir_files_equal(const char *path1, const char *path2);
-static bool cdir_compressed_equal(const char *src, const char *archived,
-								  WalvaultCodecMethod method);
+static bool cdir_equal(const char *src, const char *archived,
+					   WalvaultCodecMethod method);
 static uint64 cdir_copy(const char *src, const char *dst);
 static uint64 cdir_compress(const char *src, const char *dst,
 							const WalvaultCompression *compression,
 							uint64 *stored);
-static WalvaultCodec *cdir_codec(WalvaultCodecMethod method, bool compress,
-								 int level, size_t size);
+static WalvaultCodec *cdir_codec(WalvaultCodecMethod method, int level,
+								 size_t size);
 static bool cdir_write_sink(void *arg, const char *data, size_t len);
-static bool cdir_compare_sink(void *arg, const char *data, size_t len);
 static size_t cdir_transfer(int fd, const char *path, char *buf, size_t len,
 							 bool writing, uint32 wait_event);
 static ssize_t cdir_copy_chunk(int srcfd, const char *src, int dstfd,
@@ -127,16 +120,25 @@ static ssize_t cdir_copy_chunk(int srcfd, const char *src, int dstfd,
 static void cdir_dest_written(CdirDest *dest, size_t len);
 static int	cdir_open(const char *path, int flags);
 
+const WalvaultTarget walvault_target_directory = {
+	.setting = "pg_walvault.archive_directory",
+	.archive = cdir_archive,
+	.abort = cdir_abort,
+	.check = cdir_check,
+	.cleanup = cdir_cleanup,
+};
+
 /*
- * Copy the WAL file at path (relative to the data directory) into dir under
- * the name file (plus the suffix of the compression method).  Returns the
- * number of bytes archived; *stored gets the size of the archive file.
+ * Copy the WAL file at path (relative to the data directory) into the
+ * archive directory under the name file (plus the suffix of the compression
+ * method).  Returns the number of bytes archived; *stored gets the size of
+ * the archive file.
  */
-uint64
-walvault_copy_to_directory(const char *file, const char *path, const char *dir,
-						   uint64 *stored)
+static uint64
+cdir_archive(const char *file, const char *path, uint64 *stored)
 {
 	WalvaultCompression compression = walvault_compression;
+	const char *dir = walvault_archive_directory;
 	char		dest[MAXPGPATH];
 	struct stat st;
 	uint64		bytes;
@@ -173,7 +175,7 @@ walvault_copy_to_directory(const char *file, const char *path, const char *dir,
 	if (!cdir_publish(cdir_temp_path, dest, dir))
 	{
 		/* it appeared meanwhile: ours goes, theirs is judged */
-		walvault_copy_abort();
+		cdir_abort();
 		*stored = 0;
 		return cdir_existing(path, dest, compression.method, dir);
 	}
@@ -190,7 +192,6 @@ cdir_existing(const char *path, const char *dest, WalvaultCodecMethod method,
 			  const char *dir)
 {
 	struct stat st;
-	bool		equal;
 
 	/*
 	 * What an earlier attempt failed to make durable, we must; and then
@@ -202,11 +203,7 @@ cdir_existing(const char *path, const char *dest, WalvaultCodecMethod method,
 	cdir_fsync(dir, true);
 	cdir_drop_cache(dest);
 
-	if (method == WALVAULT_CODEC_NONE)
-		equal = cdir_files_equal(path, dest);
-	else
-		equal = cdir_compressed_equal(path, dest, method);
-	if (!equal)
+	if (!cdir_equal(path, dest, method))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_FILE),
 				 errmsg("archive file \"%s\" already exists with different content",
@@ -332,8 +329,8 @@ cdir_temp_tag(void)
  * Remove the temporary file of a copy that did not finish.  Safe to call at
  * any time, including from exit callbacks.
  */
-void
-walvault_copy_abort(void)
+static void
+cdir_abort(void)
 {
 	if (cdir_temp_path[0] != '\0')
 	{
@@ -348,13 +345,14 @@ walvault_copy_abort(void)
 
 /*
  * Remove temporary files that processes of this cluster on this host which
- * no longer exist left in dir (a worker killed in the middle of a copy).
+ * no longer exist left in the archive directory (a worker killed in the middle of a copy).
  * Files of other clusters and hosts, and of processes that still run, are
  * left alone.
  */
-void
-walvault_remove_stale_temp_files(const char *dir)
+static void
+cdir_cleanup(void)
 {
+	const char *dir = walvault_archive_directory;
 	DIR		   *d;
 	struct dirent *de;
 	char		ours[64 + WALVAULT_HOST_LEN];
@@ -391,13 +389,18 @@ walvault_remove_stale_temp_files(const char *dir)
 	FreeDir(d);
 }
 
+/* Say at elevel whether the archive directory can be used now. */
+static void
+cdir_check(int elevel)
+{
+	(void) walvault_directory_usable(walvault_archive_directory, elevel);
+}
+
 static void
 cdir_ensure_buffers(void)
 {
 	if (cdir_buf == NULL)
 		cdir_buf = MemoryContextAlloc(TopMemoryContext, CDIR_BUFSIZE);
-	if (cdir_buf2 == NULL)
-		cdir_buf2 = MemoryContextAlloc(TopMemoryContext, CDIR_BUFSIZE);
 }
 
 /*
@@ -533,7 +536,7 @@ cdir_compress(const char *src, const char *dst,
 				(errcode_for_file_access(),
 				 errmsg("could not stat file \"%s\": %m", src)));
 	/* a WAL file the server hands us no longer changes: its size is exact */
-	codec = cdir_codec(compression->method, true, compression->level,
+	codec = cdir_codec(compression->method, compression->level,
 					   (size_t) st.st_size);
 	dest.fd = cdir_open(dst, O_WRONLY | O_CREAT | O_TRUNC);
 
@@ -569,37 +572,29 @@ cdir_compress(const char *src, const char *dst,
 }
 
 /*
- * The codec for method, made on first use and kept for the life of the
- * process, started on a new stream (level and size: see
+ * The compressor for method, made on first use and kept for the life of
+ * the process, started on a new stream (level and size: see
  * walvault_codec_start()).
  */
 static WalvaultCodec *
-cdir_codec(WalvaultCodecMethod method, bool compress, int level, size_t size)
+cdir_codec(WalvaultCodecMethod method, int level, size_t size)
 {
-	WalvaultCodec **codec = compress ? &cdir_compressors[method] :
-		&cdir_decompressors[method];
+	WalvaultCodec **codec = &cdir_compressors[method];
 	const char *err;
 
 	if (*codec == NULL)
 	{
-		*codec = walvault_codec_create(method, compress);
+		*codec = walvault_codec_create(method, true);
 		if (*codec == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OUT_OF_MEMORY),
 					 errmsg("out of memory")));
 	}
 	if (!walvault_codec_start(*codec, level, size, &err))
-	{
-		if (compress)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not start %s compression: %s",
-							walvault_codec_name(method), err)));
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not start %s decompression: %s",
+				 errmsg("could not start %s compression: %s",
 						walvault_codec_name(method), err)));
-	}
 	return *codec;
 }
 
@@ -671,118 +666,26 @@ cdir_copy_chunk(int srcfd, const char *src, int dstfd, const char *dst)
 	return (ssize_t) n;
 }
 
-static bool
-cdir_files_equal(const char *path1, const char *path2)
-{
-	int			fd1;
-	int			fd2;
-	struct stat st1;
-	struct stat st2;
-	bool		equal = true;
-
-	fd1 = cdir_open(path1, O_RDONLY);
-	fd2 = cdir_open(path2, O_RDONLY);
-
-	if (fstat(fd1, &st1) != 0 || fstat(fd2, &st2) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat file \"%s\": %m", path2)));
-
-	if (st1.st_size != st2.st_size)
-		equal = false;
-
-	while (equal)
-	{
-		size_t		n1;
-		size_t		n2;
-
-		CHECK_FOR_INTERRUPTS();
-		n1 = cdir_transfer(fd1, path1, cdir_buf, CDIR_BUFSIZE, false,
-						   walvault_wait_event(WALVAULT_WAIT_COMPARE));
-		n2 = cdir_transfer(fd2, path2, cdir_buf2, CDIR_BUFSIZE, false,
-						   walvault_wait_event(WALVAULT_WAIT_COMPARE));
-
-		if (n1 != n2 || memcmp(cdir_buf, cdir_buf2, n1) != 0)
-			equal = false;
-		if (n1 == 0 || n2 == 0)
-			break;
-	}
-
-	CloseTransientFile(fd1);
-	CloseTransientFile(fd2);
-	return equal;
-}
-
 /*
- * Does the compressed archive file hold exactly the content of src?  A file
- * that does not decompress (corrupt, truncated) does not.
+ * Does the archive file hold exactly the content of src, stored with
+ * method?  (compare.c)
  */
 static bool
-cdir_compressed_equal(const char *src, const char *archived,
-					  WalvaultCodecMethod method)
+cdir_equal(const char *src, const char *archived, WalvaultCodecMethod method)
 {
-	WalvaultCodec *codec = cdir_codec(method, false, 0, 0);
-	CdirCompare cmp;
-	int			fd;
-	size_t		n;
-	const char *err;
+	WalvaultCompare *cmp = walvault_compare_begin(src, archived, method);
+	int			fd = cdir_open(archived, O_RDONLY);
 
-	cmp.fd = cdir_open(src, O_RDONLY);
-	cmp.path = src;
-	cmp.equal = true;
-	fd = cdir_open(archived, O_RDONLY);
-
-	while (cmp.equal)
+	for (;;)
 	{
+		size_t		n;
+
 		CHECK_FOR_INTERRUPTS();
 		n = cdir_transfer(fd, archived, cdir_buf, CDIR_BUFSIZE, false,
 						  walvault_wait_event(WALVAULT_WAIT_COMPARE));
-		if (n == 0)
+		if (n == 0 || !walvault_compare_feed(cmp, cdir_buf, n))
 			break;
-		if (!walvault_codec_feed(codec, cdir_buf, n, false,
-								 cdir_compare_sink, &cmp, &err))
-		{
-			ereport(LOG,
-					(errmsg("archive file \"%s\" cannot be decompressed with %s: %s",
-							archived, walvault_codec_name(method), err)));
-			cmp.equal = false;
-		}
 	}
-	/* a complete compressed stream, and all of the source */
-	if (cmp.equal && !walvault_codec_finished(codec))
-	{
-		ereport(LOG,
-				(errmsg("archive file \"%s\" is truncated", archived)));
-		cmp.equal = false;
-	}
-	if (cmp.equal && cdir_transfer(cmp.fd, src, cdir_buf2, 1, false,
-								   walvault_wait_event(WALVAULT_WAIT_COMPARE)) != 0)
-		cmp.equal = false;
-
 	CloseTransientFile(fd);
-	CloseTransientFile(cmp.fd);
-	return cmp.equal;
-}
-
-/* Codec sink: compare decompressed data with the next bytes of the source. */
-static bool
-cdir_compare_sink(void *arg, const char *data, size_t len)
-{
-	CdirCompare *cmp = (CdirCompare *) arg;
-
-	while (len > 0)
-	{
-		size_t		want = Min(len, CDIR_BUFSIZE);
-
-		if (cdir_transfer(cmp->fd, cmp->path, cdir_buf2, want, false,
-						  walvault_wait_event(WALVAULT_WAIT_COMPARE)) != want ||
-			memcmp(cdir_buf2, data, want) != 0)
-		{
-			cmp->equal = false;
-			return false;
-		}
-		data += want;
-		len -= want;
-	}
-	return true;
+	return walvault_compare_end(cmp);
 }

@@ -27,12 +27,14 @@
 
 #include "compat.h"
 #include "pg_walvault.h"
+#include "s3_client.h"
 
 PG_FUNCTION_INFO_V1(pg_walvault_stats);
 PG_FUNCTION_INFO_V1(pg_walvault_stats_1_1);
 PG_FUNCTION_INFO_V1(pg_walvault_workers);
 PG_FUNCTION_INFO_V1(pg_walvault_history);
 PG_FUNCTION_INFO_V1(pg_walvault_reset);
+PG_FUNCTION_INFO_V1(pg_walvault_store);
 
 /* pg_walvault_stats() columns: 1.1 added stored_bytes */
 #define VIEWS_STATS_COLS_1_0	17
@@ -47,6 +49,7 @@ typedef enum ViewsApiVersion
 
 #define VIEWS_WORKER_COLS	13
 #define VIEWS_HISTORY_COLS	15
+#define VIEWS_STORE_COLS	14
 
 static Datum views_stats(FunctionCallInfo fcinfo, ViewsApiVersion api);
 
@@ -393,4 +396,71 @@ pg_walvault_reset(PG_FUNCTION_ARGS)
 		walvault_history_clear();
 
 	PG_RETURN_VOID();
+}
+
+/*
+ * One row: the requests made to the object store (pg_walvault.archive_url)
+ * since the last reset, and where they go now.
+ */
+Datum
+pg_walvault_store(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[VIEWS_STORE_COLS];
+	bool		nulls[VIEWS_STORE_COLS] = {0};
+	WalvaultStats stats;
+	WalvaultCounters counters;
+	WvS3Config	config;
+	char		endpoint[512];
+	char		region[64];
+	char		err[256];
+	int			c = 0;
+
+	walvault_require_preload();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (tupdesc->natts != VIEWS_STORE_COLS)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_walvault_store() does not match the installed pg_walvault library"),
+				 errhint("Run ALTER EXTENSION pg_walvault UPDATE.")));
+
+	walvault_stats_copy(&stats);
+	walvault_counters_diff(&stats.total, &stats.reset_base, &counters);
+
+	/* where requests go, as a new client would resolve it */
+	wv_s3_config_init(&config);
+	config.endpoint = walvault_s3_endpoint;
+	config.region = walvault_s3_region;
+	if (!wv_s3_resolve(&config, endpoint, sizeof(endpoint), region,
+					   sizeof(region), err, sizeof(err)))
+		endpoint[0] = region[0] = '\0';
+
+	values[c] = views_text_or_null(walvault_archive_url, &nulls[c]);
+	c++;
+	values[c] = views_text_or_null(endpoint, &nulls[c]);
+	c++;
+	values[c] = views_text_or_null(region, &nulls[c]);
+	c++;
+	values[c++] = Int64GetDatum((int64) counters.store_requests);
+	values[c++] = Int64GetDatum((int64) counters.store_retries);
+	values[c++] = Int64GetDatum((int64) counters.store_failed_requests);
+	values[c++] = Int64GetDatum((int64) counters.store_bytes_sent);
+	values[c++] = Int64GetDatum((int64) counters.store_bytes_received);
+	values[c++] = Int64GetDatum((int64) counters.store_connections);
+	nulls[c] = (counters.store_requests == 0);
+	values[c++] = Float8GetDatum(counters.store_requests == 0 ? 0 :
+								 (double) counters.store_request_us / 1000.0 /
+								 counters.store_requests);
+	values[c] = views_latency_percentile(counters.store_latency_hist, 0.50,
+										 &nulls[c]);
+	c++;
+	values[c] = views_latency_percentile(counters.store_latency_hist, 0.99,
+										 &nulls[c]);
+	c++;
+	values[c++] = Int64GetDatum((int64) counters.store_request_us / 1000);
+	values[c++] = TimestampTzGetDatum(stats.stats_reset);
+	Assert(c == VIEWS_STORE_COLS);
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -34,6 +34,8 @@ static const WaitEventName wev_names[WALVAULT_WAIT_COUNT] = {
 	[WALVAULT_WAIT_COMPARE] = {"WalvaultCompare", WAIT_EVENT_COPY_FILE_READ},
 	[WALVAULT_WAIT_SYNC] = {"WalvaultSync", PG_WAIT_EXTENSION},
 	[WALVAULT_WAIT_COMMAND] = {"WalvaultArchiveCommand", WAIT_EVENT_ARCHIVE_COMMAND},
+	[WALVAULT_WAIT_UPLOAD] = {"WalvaultUpload", PG_WAIT_EXTENSION},
+	[WALVAULT_WAIT_STORE_READ] = {"WalvaultStoreRead", PG_WAIT_EXTENSION},
 	[WALVAULT_WAIT_COORDINATOR] = {"WalvaultCoordinatorMain", PG_WAIT_EXTENSION},
 	[WALVAULT_WAIT_COLLECTOR] = {"WalvaultCollectorMain", PG_WAIT_EXTENSION},
 };

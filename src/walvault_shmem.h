@@ -235,6 +235,15 @@ typedef struct WalvaultCounters
 	uint64		stored_bytes;	/* bytes written to the archive for them */
 	uint64		failed_count;	/* failed attempts */
 	uint64		latency_hist[WALVAULT_LATENCY_BUCKETS]; /* ready to durable */
+	/* requests to the object store (pg_walvault.archive_url) */
+	uint64		store_requests; /* attempts, retries included */
+	uint64		store_retries;	/* attempts followed by another */
+	uint64		store_failed_requests;	/* attempts that did not succeed */
+	uint64		store_bytes_sent;	/* request bodies */
+	uint64		store_bytes_received;	/* response bodies */
+	uint64		store_connections;	/* connections opened */
+	uint64		store_request_us;	/* time spent in requests */
+	uint64		store_latency_hist[WALVAULT_LATENCY_BUCKETS];	/* per attempt */
 } WalvaultCounters;
 
 /*

@@ -201,7 +201,7 @@ program_version_ok($prog);
 	is($rc, $FATAL, "missing -d: exit code $FATAL");
 	like(
 		$stderr,
-		qr/^pg_walvault_restore: error: no archive directory specified$/m,
+		qr/^pg_walvault_restore: error: no archive specified: give -d DIRECTORY or -u s3:\/\/BUCKET\/PREFIX$/m,
 		'missing -d: error message');
 	nothing_left_behind('pg_wal/RECOVERYXLOG', 'missing -d');
 

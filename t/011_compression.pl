@@ -118,7 +118,7 @@ $node->poll_query_until('postgres',
 	"SELECT failed_count > 0 AND last_error LIKE '%already exists with different content%' FROM pg_stat_walvault")
   or die 'different compressed copy not reported';
 ok(1, 'a different compressed copy is reported as different content');
-ok($node->log_contains(qr/archive file ".*\.lz4" is truncated/),
+ok($node->log_contains(qr/archived copy ".*\.lz4" is truncated/),
 	'the log says why the copy differs');
 is(-s $victim, 100, 'the different copy is not overwritten');
 ok((grep { $_ eq $lz4[1] } ready_files($node)), 'the WAL file is kept ready');
@@ -132,7 +132,7 @@ make_segments($node, 1);
 $node->poll_query_until('postgres',
 	"SELECT failed_count > $failed FROM pg_stat_walvault")
   or die 'undecodable copy not reported';
-ok($node->log_contains(qr/archive file ".*\.lz4" cannot be decompressed with lz4: /),
+ok($node->log_contains(qr/archived copy ".*\.lz4" cannot be decompressed with lz4: /),
 	'a copy that does not decompress is reported as such');
 is(-s $victim, 160, 'the undecodable copy is not overwritten');
 

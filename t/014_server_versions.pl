@@ -27,12 +27,12 @@ $node->wait_for_log(qr/archiving is not configured/);
 if ($version >= 17)
 {
 	$node->wait_for_log(
-		qr/DETAIL:  Neither pg_walvault.archive_directory nor pg_walvault.archive_command is set\./);
+		qr/DETAIL:  None of pg_walvault.archive_directory, pg_walvault.archive_command and pg_walvault.archive_url is set\./);
 	ok(1, 'the server says why archiving is not configured');
 }
 else
 {
-	ok(!$node->log_contains(qr/DETAIL:  Neither pg_walvault/),
+	ok(!$node->log_contains(qr/DETAIL:  None of pg_walvault/),
 		'before 17 the server has no detail to show');
 }
 

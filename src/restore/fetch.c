@@ -1,16 +1,25 @@
 /*-------------------------------------------------------------------------
  *
  * fetch.c
- *	  Fetch one file from a pg_walvault archive directory, checked, durably.
+ *	  Fetch one file from a pg_walvault archive, checked, durably.
  *
  * The archive workers store a file under its own name, or compressed under
- * its name plus ".zst", ".lz4" or ".gz".  wv_fetch() looks the file up under
- * each name (plain first: cheapest, and it needs no decoder to be trusted),
- * decompresses it if needed, checks every piece of content before it is
- * written (wal_check.c), and puts it in place atomically: the content goes
- * to a temporary file next to the destination, is flushed, and renamed over
- * the destination, whose directory is then flushed.  The server never sees
- * a half-written file, and a crash never leaves one under the final name.
+ * its name plus ".zst", ".lz4" or ".gz", in a directory or in an object
+ * store alike.  What differs between the two is only how a file is found
+ * and how its bytes are read: that is a source (restore.h), one file per
+ * kind (source_directory.c, source_s3.c), and the options choose one, in
+ * wv_open_source() and nowhere else.  Everything else is here, the same
+ * for every kind of archive.
+ *
+ * wv_fetch() asks the source under which name the file is stored (plain
+ * first: cheapest, and it needs no decoder to be trusted), has it stream
+ * the stored bytes, decompresses them if needed, checks every piece of
+ * content before it is written (wal_check.c), and puts the file in place
+ * atomically: the content goes to a temporary file next to the
+ * destination, is flushed, and renamed over the destination, whose
+ * directory is then flushed.  The server never sees a half-written file,
+ * and a crash never leaves one under the final name.  Nothing is held in
+ * memory but a buffer: a source hands its bytes over as they come.
  *
  * The temporary file is created with O_EXCL and O_NOFOLLOW under a name
  * unique to this process ("<dest>.<pid>.<nonce>.pg_walvault_restore.tmp"):
@@ -18,9 +27,10 @@
  * last rename wins, with a whole file), and a symlink planted under that
  * name is never followed.
  *
- * Only a missing file means "not in the archive".  Any other failure to
- * open or read it is an error (report.c decides its exit status), so that a
- * permission problem or an unreachable mount is never mistaken for the end
+ * Only a file that the archive says is not there means "not in the
+ * archive".  Any other failure to look it up or read it is an error
+ * (report.c decides its exit status), so that a permission problem, an
+ * unreachable mount or a store refusing us is never mistaken for the end
  * of the archive.  The prefetcher's workers (prefetcher.c) run this same
  * code into the spool directory.
  *
@@ -37,7 +47,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,63 +67,57 @@
 
 static bool fetch_in_worker = false;
 
-typedef struct ArchiveVariant
-{
-	const char *suffix;
-	WalvaultCodecMethod method;
-} ArchiveVariant;
-
 /* Names under which a file may be stored, in lookup order. */
-static const ArchiveVariant archive_variants[] = {
+const WvArchiveVariant wv_archive_variants[WV_NUM_ARCHIVE_VARIANTS] = {
 	{"", WALVAULT_CODEC_NONE},
 	{".zst", WALVAULT_CODEC_ZSTD},
 	{".lz4", WALVAULT_CODEC_LZ4},
 	{".gz", WALVAULT_CODEC_GZIP},
 };
 
-#define NUM_ARCHIVE_VARIANTS \
-	(sizeof(archive_variants) / sizeof(archive_variants[0]))
-
-/* Where restored bytes go: checked, then written to the temporary file. */
+/*
+ * Where a source's bytes go: decompressed if the file is stored compressed,
+ * checked, then written to the temporary file.
+ */
 typedef struct FetchSink
 {
 	int			fd;				/* temporary file */
 	const char *temp_path;
 	const char *file_name;
+	WalvaultFileKind kind;
+	uint64_t	max_bytes;
+	const WvStoredFile *file;
+	WalvaultCodec *codec;		/* NULL: stored as is */
 	WalCheck	check;
 	bool		held;			/* the test hook ran */
 } FetchSink;
 
-#define IO_BUFFER_SIZE	(128 * 1024)
-
-static unsigned char in_buffer[IO_BUFFER_SIZE];
-
-static size_t fetch_read(int fd, const char *path, void *buf, size_t len);
+static void fetch_begin(FetchSink *sink);
 static void fetch_write(FetchSink *sink, const unsigned char *data,
 						size_t len);
 static bool fetch_codec_sink(void *arg, const char *data, size_t len);
-static void fetch_copy(int fd, const char *path, FetchSink *sink);
-static void fetch_decompress(int fd, const char *path,
-							 const ArchiveVariant *variant, FetchSink *sink);
+static void fetch_content(void *arg, const unsigned char *data, size_t len);
+static void fetch_restart(void *arg);
 static int	fetch_open_temp(const char *dest, char *temp_path);
 static void fetch_test_hold(FetchSink *sink);
 
 /*
- * Read up to len bytes from the archive file.  Returns 0 at end of file.
+ * Start checking (and decompressing) the content from its first byte.  An
+ * uncompressed file's size is checked before anything is read: a history
+ * file over its cap is refused without being copied.
  */
-static size_t
-fetch_read(int fd, const char *path, void *buf, size_t len)
+static void
+fetch_begin(FetchSink *sink)
 {
-	for (;;)
-	{
-		ssize_t		rc = read(fd, buf, len);
+	const char *err;
 
-		if (rc >= 0)
-			return (size_t) rc;
-		if (errno != EINTR)
-			wv_error(WV_ERROR_IO, "could not read file \"%s\": %s",
-					 path, strerror(errno));
-	}
+	walcheck_init(&sink->check, sink->file_name, sink->kind,
+				  sink->file->location, sink->max_bytes);
+	if (sink->codec == NULL)
+		walcheck_plain_size(&sink->check, sink->file->size);
+	else if (!walvault_codec_start(sink->codec, 0, 0, &err))
+		wv_error(WV_ERROR_IO, "could not start %s decompression: %s",
+				 walvault_codec_name(sink->file->variant->method), err);
 }
 
 /*
@@ -165,47 +168,44 @@ fetch_codec_sink(void *arg, const char *data, size_t len)
 	return true;
 }
 
+/*
+ * The next stored bytes, from the source.  A zstd, lz4 or gzip file is
+ * decompressed with codec.c, the same code the module compresses with.
+ * Several concatenated frames or members are accepted, as the command-line
+ * tools do; wv_fetch() checks that the file ends at a frame boundary.
+ */
 static void
-fetch_copy(int fd, const char *path, FetchSink *sink)
+fetch_content(void *arg, const unsigned char *data, size_t len)
 {
-	size_t		nread;
+	FetchSink  *sink = (FetchSink *) arg;
+	const char *err;
 
-	while ((nread = fetch_read(fd, path, in_buffer, sizeof(in_buffer))) > 0)
-		fetch_write(sink, in_buffer, nread);
+	if (sink->codec == NULL)
+	{
+		fetch_write(sink, data, len);
+		return;
+	}
+	if (!walvault_codec_feed(sink->codec, (const char *) data, len, false,
+							 fetch_codec_sink, sink, &err))
+		wv_error(WV_ERROR_CONTENT, "could not decompress file \"%s\": %s",
+				 sink->file->location, err);
 }
 
 /*
- * Decompress a zstd, lz4 or gzip file (codec.c, the same code the module
- * compresses with).  Several concatenated frames or members are accepted,
- * as the command-line tools do; the file must end at a frame boundary.
+ * The source starts over (a download retried after its connection broke):
+ * empty the temporary file and check from the beginning again.
  */
 static void
-fetch_decompress(int fd, const char *path, const ArchiveVariant *variant,
-				 FetchSink *sink)
+fetch_restart(void *arg)
 {
-	WalvaultCodec *codec;
-	size_t		nread;
-	const char *err;
+	FetchSink  *sink = (FetchSink *) arg;
 
-	codec = walvault_codec_create(variant->method, false);
-	if (codec == NULL)
-		wv_error(WV_ERROR_IO, "out of memory");
-	if (!walvault_codec_start(codec, 0, 0, &err))
-		wv_error(WV_ERROR_IO, "could not start %s decompression: %s",
-				 walvault_codec_name(variant->method), err);
-
-	while ((nread = fetch_read(fd, path, in_buffer, sizeof(in_buffer))) > 0)
-	{
-		if (!walvault_codec_feed(codec, (const char *) in_buffer, nread,
-								 false, fetch_codec_sink, sink, &err))
-			wv_error(WV_ERROR_CONTENT, "could not decompress file \"%s\": %s",
-					 path, err);
-	}
-
-	if (!walvault_codec_finished(codec))
-		wv_error(WV_ERROR_CONTENT,
-				 "could not decompress file \"%s\": file is truncated", path);
-	walvault_codec_free(codec);
+	if (ftruncate(sink->fd, 0) != 0 || lseek(sink->fd, 0, SEEK_SET) != 0)
+		wv_error(WV_ERROR_IO, "could not truncate file \"%s\": %s",
+				 sink->temp_path, strerror(errno));
+	wv_verbose("reading \"%s\" again from its beginning",
+			   sink->file->location);
+	fetch_begin(sink);
 }
 
 /*
@@ -330,7 +330,56 @@ wv_fsync_parent_dir(const char *path)
 }
 
 /*
- * Restore file_name (of the given kind) from archive_dir to dest.
+ * The source the options name.  This is the one place that knows which
+ * kinds of archive there are.
+ */
+RestoreSource *
+wv_open_source(const RestoreOptions *opts)
+{
+	if (opts->archive_url != NULL)
+		return source_s3_open(opts);
+	return source_directory_open(opts->archive_dir);
+}
+
+/*
+ * A short key (hex) of the archive the options name, whatever its kind: a
+ * 64-bit FNV-1a hash of every option that says where the files come from.
+ * A request to the prefetcher carries it, so that a prefetcher started with
+ * another archive never serves what it fetched from there.
+ */
+void
+wv_archive_key(const RestoreOptions *opts, char *key, size_t key_size)
+{
+	const char *fields[6];
+	char		style[16];
+	uint64_t	hash = UINT64_C(0xcbf29ce484222325);
+
+	snprintf(style, sizeof(style), "%d", opts->s3_uri_style);
+	fields[0] = opts->archive_dir;
+	fields[1] = opts->archive_url;
+	fields[2] = opts->s3_endpoint;
+	fields[3] = opts->s3_region;
+	fields[4] = style;
+	fields[5] = opts->s3_ca_file;
+
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+	{
+		const char *p = fields[i] != NULL ? fields[i] : "";
+
+		/* each field ends with a byte no option holds: no ambiguity */
+		for (;; p++)
+		{
+			hash ^= (unsigned char) (*p != '\0' ? *p : 0xff);
+			hash *= UINT64_C(0x100000001b3);
+			if (*p == '\0')
+				break;
+		}
+	}
+	snprintf(key, key_size, "%016llx", (unsigned long long) hash);
+}
+
+/*
+ * Restore file_name (of the given kind) from source to dest.
  *
  * max_bytes, when not 0, bounds the content further (the prefetch spool's
  * room).  Returns WV_EXIT_RESTORED, with the size in *restored_bytes, or
@@ -338,79 +387,63 @@ wv_fsync_parent_dir(const char *path)
  * names.  Every error ends the process.
  */
 int
-wv_fetch(const char *archive_dir, const char *file_name,
+wv_fetch(RestoreSource *source, const char *file_name,
 		 WalvaultFileKind kind, const char *dest, uint64_t max_bytes,
 		 uint64_t *restored_bytes)
 {
-	struct stat st;
-	char		src_path[WV_MAXPATH];
+	WvStoredFile file;
 	char		temp_path[WV_MAXPATH];
-	const ArchiveVariant *variant = NULL;
 	FetchSink	sink;
-	int			src_fd = -1;
+	WvContentSink content;
 
-	if (stat(archive_dir, &st) != 0)
-		wv_error(WV_ERROR_IO, "could not access archive directory \"%s\": %s",
-				 archive_dir, strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		wv_error(WV_ERROR_USAGE, "archive directory \"%s\" is not a directory",
-				 archive_dir);
-
-	for (size_t i = 0; i < NUM_ARCHIVE_VARIANTS; i++)
+	if (!source->find(source, file_name, &file))
 	{
-		int			rc;
-
-		rc = snprintf(src_path, sizeof(src_path), "%s/%s%s",
-					  archive_dir, file_name, archive_variants[i].suffix);
-		if (rc < 0 || (size_t) rc >= sizeof(src_path))
-			wv_error(WV_ERROR_USAGE, "archive directory path \"%s\" is too long",
-					 archive_dir);
-
-		src_fd = open(src_path, O_RDONLY | O_CLOEXEC);
-		if (src_fd >= 0)
-		{
-			variant = &archive_variants[i];
-			break;
-		}
-
-		/*
-		 * Only a missing file means "try the next name".  Anything else,
-		 * such as a permission problem, must not be mistaken for the end of
-		 * the archive.
-		 */
-		if (errno != ENOENT)
-			wv_error(WV_ERROR_IO, "could not open file \"%s\": %s",
-					 src_path, strerror(errno));
-	}
-
-	if (variant == NULL)
-	{
-		wv_verbose("file \"%s\" not found in archive directory \"%s\"",
-				   file_name, archive_dir);
+		wv_verbose("file \"%s\" not found in %s",
+				   file_name, source->describe(source));
 		return WV_EXIT_NOT_FOUND;
 	}
 
-	if (fstat(src_fd, &st) != 0)
-		wv_error(WV_ERROR_IO, "could not stat file \"%s\": %s",
-				 src_path, strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		wv_error(WV_ERROR_CONTENT, "archive file \"%s\" is not a regular file",
-				 src_path);
-
 	memset(&sink, 0, sizeof(sink));
 	sink.file_name = file_name;
+	sink.kind = kind;
+	sink.max_bytes = max_bytes;
+	sink.file = &file;
 	sink.temp_path = temp_path;
-	walcheck_init(&sink.check, file_name, kind, src_path, max_bytes);
-	if (variant->method == WALVAULT_CODEC_NONE)
-		walcheck_plain_size(&sink.check, (uint64_t) st.st_size);
+	if (file.variant->method != WALVAULT_CODEC_NONE)
+	{
+		sink.codec = walvault_codec_create(file.variant->method, false);
+		if (sink.codec == NULL)
+			wv_error(WV_ERROR_IO, "out of memory");
+	}
+	fetch_begin(&sink);
 
 	sink.fd = fetch_open_temp(dest, temp_path);
 
-	if (variant->method == WALVAULT_CODEC_NONE)
-		fetch_copy(src_fd, src_path, &sink);
-	else
-		fetch_decompress(src_fd, src_path, variant, &sink);
-	close(src_fd);
+	content.arg = &sink;
+	content.data = fetch_content;
+	content.restart = fetch_restart;
+	if (!source->read(source, &file, &content))
+	{
+		/* removed since it was found: it is not in the archive now */
+		close(sink.fd);
+		if (unlink(temp_path) != 0)
+			wv_error(WV_ERROR_IO, "could not remove file \"%s\": %s",
+					 temp_path, strerror(errno));
+		wv_temp_forget();
+		walvault_codec_free(sink.codec);
+		wv_verbose("file \"%s\" not found in %s: \"%s\" was removed while it was being read",
+				   file_name, source->describe(source), file.location);
+		return WV_EXIT_NOT_FOUND;
+	}
+
+	if (sink.codec != NULL)
+	{
+		if (!walvault_codec_finished(sink.codec))
+			wv_error(WV_ERROR_CONTENT,
+					 "could not decompress file \"%s\": file is truncated",
+					 file.location);
+		walvault_codec_free(sink.codec);
+	}
 
 	walcheck_finish(&sink.check);
 
@@ -436,7 +469,7 @@ wv_fetch(const char *archive_dir, const char *file_name,
 	wv_fsync_parent_dir(dest);
 
 	wv_verbose("restored \"%s\" from \"%s\" (%s, %llu bytes)",
-			   dest, src_path, walvault_codec_name(variant->method),
+			   dest, file.location, walvault_codec_name(file.variant->method),
 			   (unsigned long long) sink.check.nbytes);
 	if (restored_bytes)
 		*restored_bytes = sink.check.nbytes;

@@ -4,30 +4,36 @@
  *	  restore_command that fetches files from a pg_walvault archive.
  *
  * The pg_walvault archive workers store each archived file under its
- * original name in the archive directory, either as is or compressed with
- * zstd, lz4 (frame format) or gzip, under the suffix ".zst", ".lz4" or
- * ".gz".  This program is meant to be used as (with the full path: the
- * server's PATH rarely holds PostgreSQL's bindir)
+ * original name in the archive, a directory or an S3-compatible object
+ * store, either as is or compressed with zstd, lz4 (frame format) or gzip,
+ * under the suffix ".zst", ".lz4" or ".gz".  This program is meant to be
+ * used as (with the full path: the server's PATH rarely holds PostgreSQL's
+ * bindir)
  *
  *		restore_command = '/usr/lib/postgresql/15/bin/pg_walvault_restore -d /archive %f %p'
+ *		restore_command = '/usr/lib/postgresql/15/bin/pg_walvault_restore -u s3://bucket/main %f %p'
  *
  * It finds the file under one of those names, decompresses and checks it,
- * and puts it in place atomically (fetch.c, wal_check.c).  With -j N, a
- * detached prefetcher fetches the next N segments in parallel while the
- * server replays (prefetch_client.c, prefetcher.c).
+ * and puts it in place atomically (fetch.c, wal_check.c; the archive is
+ * read through source_directory.c or source_s3.c).  With -j N, a detached
+ * prefetcher fetches the next N segments in parallel while the server
+ * replays (prefetch_client.c, prefetcher.c).
  *
  * Exit statuses (restore.h):
  *
  *	0	the file was restored to the destination path.
  *	1	the file is not in the archive under any of the names: the normal
  *		way archive recovery learns that it reached the end of the archived
- *		WAL, so nothing is printed unless -v is given.
+ *		WAL, so nothing is printed unless -v is given.  For an object store,
+ *		only when the store itself answers that no such object exists.
  *	255	anything else, with a message on stderr and no destination file
  *		left behind: a usage error, an invalid file name, a corrupt file or
- *		a segment that is not the one asked for, an I/O error.  The server
+ *		a segment that is not the one asked for, an I/O error, an object
+ *		store that refuses us, fails or cannot be reached.  The server
  *		stops recovery with FATAL on it (any status above 125), rather than
  *		taking the file for the end of the archive and promoting.  With
- *		--retry-io-errors, a standby's I/O errors exit with 1 instead.
+ *		--retry-io-errors, a standby's I/O and store errors exit with 1
+ *		instead.
  *
  * This file only parses the command line.
  *
@@ -54,36 +60,63 @@
 static void usage(void);
 static long parse_int(const char *opt, const char *value, long min, long max);
 static uint64_t parse_size(const char *opt, const char *value);
+static void parse_archive(RestoreOptions *opts);
 static void parse_options(int argc, char **argv, RestoreOptions *opts);
 
 static void
 usage(void)
 {
-	printf("%s restores files from a pg_walvault archive directory.\n"
+	printf("%s restores files from a pg_walvault archive: a directory,\n"
+		   "or an S3-compatible object store.\n"
 		   "It is meant to be used as a PostgreSQL restore_command.\n\n",
 		   PROGRAM_NAME);
 	printf("Usage:\n");
-	printf("  %s [OPTION]... -d DIRECTORY FILE DESTINATION\n\n", PROGRAM_NAME);
+	printf("  %s [OPTION]... -d DIRECTORY FILE DESTINATION\n", PROGRAM_NAME);
+	printf("  %s [OPTION]... -u s3://BUCKET[/PREFIX] FILE DESTINATION\n\n",
+		   PROGRAM_NAME);
 	printf("Options:\n");
 	printf("  -d, --directory=DIR      archive directory to restore from\n");
+	printf("  -u, --url=s3://BUCKET[/PREFIX]\n"
+		   "                           object store bucket (and key prefix) to restore from\n");
 	printf("  -j, --jobs=N             prefetch the next N segments in parallel (1-%d)\n",
 		   WV_MAX_JOBS);
 	printf("      --idle-timeout=SECS  prefetcher exits after SECS without a request\n"
 		   "                           (default %d)\n", WV_DEFAULT_IDLE_TIMEOUT);
 	printf("      --spool-size=SIZE    most bytes of prefetched segments, with kB, MB\n"
 		   "                           or GB (default 1GB)\n");
-	printf("      --retry-io-errors    on a standby, report I/O errors as \"not available\"\n"
-		   "                           (exit 1) so that the server retries later\n");
+	printf("      --retry-io-errors    on a standby, report I/O and object store errors as\n"
+		   "                           \"not available\" (exit 1) so that the server retries\n"
+		   "                           later\n");
 	printf("  -v, --verbose            report what is done on stderr\n");
 	printf("  -V, --version            output version information, then exit\n");
 	printf("  -?, --help               show this help, then exit\n\n");
+	printf("Object store options (with -u):\n");
+	printf("      --s3-endpoint=URL    endpoint (default: AWS_ENDPOINT_URL_S3, then\n"
+		   "                           AWS_ENDPOINT_URL, then AWS's for the region)\n");
+	printf("      --s3-region=REGION   region (default: AWS_REGION, then\n"
+		   "                           AWS_DEFAULT_REGION, then us-east-1)\n");
+	printf("      --s3-uri-style=host|path\n"
+		   "                           bucket in the host name (default, AWS) or in the\n"
+		   "                           path (most other stores)\n");
+	printf("      --s3-ca-file=FILE    also trust the CA certificates in FILE\n");
+	printf("      --s3-connect-timeout=SECS\n"
+		   "                           give up connecting after SECS (default %d)\n",
+		   WV_S3_DEFAULT_CONNECT_TIMEOUT_MS / 1000);
+	printf("      --s3-stall-timeout=SECS\n"
+		   "                           give up when no byte moved for SECS (default %d)\n",
+		   WV_S3_DEFAULT_STALL_TIMEOUT_MS / 1000);
+	printf("\nCredentials are taken from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY\n"
+		   "(with AWS_SESSION_TOKEN), else from the shared credentials file\n"
+		   "(~/.aws/credentials), else from the EC2 instance's role.\n\n");
 	printf("FILE is looked up as FILE, FILE.zst, FILE.lz4 and FILE.gz, in that\n"
 		   "order, and written to DESTINATION.\n\n");
-	printf("Example (use the full path of the program, see pg_config --bindir):\n"
-		   "  restore_command = '/usr/lib/postgresql/15/bin/%s -j 4 -d /mnt/archive %%f %%p'\n\n",
-		   PROGRAM_NAME);
+	printf("Examples (use the full path of the program, see pg_config --bindir):\n"
+		   "  restore_command = '/usr/lib/postgresql/15/bin/%s -j 4 -d /mnt/archive %%f %%p'\n"
+		   "  restore_command = '/usr/lib/postgresql/15/bin/%s -u s3://bucket/main %%f %%p'\n\n",
+		   PROGRAM_NAME, PROGRAM_NAME);
 	printf("Exit status is 0 if the file was restored, 1 if it is not in the\n"
-		   "archive, and %d on any error, which stops recovery.\n", WV_EXIT_FATAL);
+		   "archive (for an object store: if the store answers so), and %d on\n"
+		   "any error, which stops recovery.\n", WV_EXIT_FATAL);
 }
 
 static long
@@ -127,15 +160,63 @@ parse_size(const char *opt, const char *value)
 	return v * mult;
 }
 
+/*
+ * Which archive: exactly one of -d and -u, and the object store options
+ * only with -u.  An S3 URL and the settings the client can check are
+ * checked now, so that a restore_command that can never work says so
+ * before it looks for anything.
+ */
+static void
+parse_archive(RestoreOptions *opts)
+{
+	char		err[256];
+
+	if (opts->archive_dir != NULL && opts->archive_url != NULL)
+		wv_usage_error("options -d and -u cannot be used together: give one archive");
+	if (opts->archive_dir == NULL && opts->archive_url == NULL)
+		wv_usage_error("no archive specified: give -d DIRECTORY or -u s3://BUCKET/PREFIX");
+	if (opts->archive_dir != NULL)
+	{
+		if (opts->archive_dir[0] == '\0')
+			wv_usage_error("no archive directory specified");
+		if (opts->s3_endpoint != NULL || opts->s3_region != NULL ||
+			opts->s3_uri_style >= 0 || opts->s3_ca_file != NULL ||
+			opts->s3_connect_timeout_ms != 0 || opts->s3_stall_timeout_ms != 0)
+			wv_usage_error("the --s3-* options need -u, not -d");
+		return;
+	}
+
+	if (!wv_s3_parse_url(opts->archive_url, opts->s3_bucket,
+						 sizeof(opts->s3_bucket), opts->s3_prefix,
+						 sizeof(opts->s3_prefix), err, sizeof(err)))
+		wv_usage_error("invalid value \"%s\" for option -u/--url: %s",
+					   opts->archive_url, err);
+	if (opts->s3_endpoint != NULL && opts->s3_endpoint[0] != '\0' &&
+		!wv_s3_check_endpoint(opts->s3_endpoint, err, sizeof(err)))
+		wv_usage_error("invalid value \"%s\" for option --s3-endpoint: %s",
+					   opts->s3_endpoint, err);
+	if (opts->s3_region != NULL && opts->s3_region[0] != '\0' &&
+		!wv_s3_check_region(opts->s3_region, err, sizeof(err)))
+		wv_usage_error("invalid value \"%s\" for option --s3-region: %s",
+					   opts->s3_region, err);
+}
+
 static void
 parse_options(int argc, char **argv, RestoreOptions *opts)
 {
 	static const struct option long_options[] = {
 		{"directory", required_argument, NULL, 'd'},
+		{"url", required_argument, NULL, 'u'},
 		{"jobs", required_argument, NULL, 'j'},
 		{"idle-timeout", required_argument, NULL, 2},
 		{"spool-size", required_argument, NULL, 3},
 		{"retry-io-errors", no_argument, NULL, 4},
+		{"s3-endpoint", required_argument, NULL, 5},
+		{"s3-region", required_argument, NULL, 6},
+		{"s3-uri-style", required_argument, NULL, 7},
+		{"s3-ca-file", required_argument, NULL, 8},
+		{"s3-connect-timeout", required_argument, NULL, 9},
+		{"s3-stall-timeout", required_argument, NULL, 10},
 		{"help", no_argument, NULL, 1},
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, 'V'},
@@ -146,13 +227,17 @@ parse_options(int argc, char **argv, RestoreOptions *opts)
 	memset(opts, 0, sizeof(*opts));
 	opts->idle_timeout = WV_DEFAULT_IDLE_TIMEOUT;
 	opts->spool_size = WV_DEFAULT_SPOOL_SIZE;
+	opts->s3_uri_style = -1;
 
-	while ((c = getopt_long(argc, argv, "d:j:vV", long_options, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, "d:u:j:vV", long_options, NULL)) != -1)
 	{
 		switch (c)
 		{
 			case 'd':
 				opts->archive_dir = optarg;
+				break;
+			case 'u':
+				opts->archive_url = optarg;
 				break;
 			case 'j':
 				opts->jobs = (int) parse_int("-j/--jobs", optarg, 1, WV_MAX_JOBS);
@@ -166,6 +251,36 @@ parse_options(int argc, char **argv, RestoreOptions *opts)
 				break;
 			case 4:
 				opts->retry_io_errors = true;
+				break;
+			case 5:
+				/* empty: the default, as the client takes it */
+				opts->s3_endpoint = optarg;
+				break;
+			case 6:
+				/* empty: the default too */
+				opts->s3_region = optarg;
+				break;
+			case 7:
+				if (strcmp(optarg, "host") == 0)
+					opts->s3_uri_style = WV_S3_URI_HOST;
+				else if (strcmp(optarg, "path") == 0)
+					opts->s3_uri_style = WV_S3_URI_PATH;
+				else
+					wv_usage_error("invalid value \"%s\" for option --s3-uri-style: must be \"host\" or \"path\"",
+								   optarg);
+				break;
+			case 8:
+				if (optarg[0] == '\0')
+					wv_usage_error("invalid value \"\" for option --s3-ca-file: must be a file name");
+				opts->s3_ca_file = optarg;
+				break;
+			case 9:
+				opts->s3_connect_timeout_ms =
+					parse_int("--s3-connect-timeout", optarg, 1, 3600) * 1000;
+				break;
+			case 10:
+				opts->s3_stall_timeout_ms =
+					parse_int("--s3-stall-timeout", optarg, 1, 3600) * 1000;
 				break;
 			case 'v':
 				opts->verbose = true;
@@ -192,8 +307,7 @@ parse_options(int argc, char **argv, RestoreOptions *opts)
 	if (argc - optind > 2)
 		wv_usage_error("too many command-line arguments (first is \"%s\")",
 					   argv[optind + 2]);
-	if (opts->archive_dir == NULL || opts->archive_dir[0] == '\0')
-		wv_usage_error("no archive directory specified");
+	parse_archive(opts);
 
 	opts->file_name = argv[optind];
 	opts->dest = argv[optind + 1];
@@ -240,6 +354,6 @@ main(int argc, char **argv)
 
 	if (opts.jobs > 0)
 		return prefetch_restore(&opts);
-	return wv_fetch(opts.archive_dir, opts.file_name, opts.kind, opts.dest,
-					0, NULL);
+	return wv_fetch(wv_open_source(&opts), opts.file_name, opts.kind,
+					opts.dest, 0, NULL);
 }

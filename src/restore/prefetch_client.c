@@ -57,7 +57,7 @@ static int	client_fetch_direct(const RestoreOptions *opts);
 static int
 client_fetch_direct(const RestoreOptions *opts)
 {
-	return wv_fetch(opts->archive_dir, opts->file_name, opts->kind,
+	return wv_fetch(wv_open_source(opts), opts->file_name, opts->kind,
 					opts->dest, 0, NULL);
 }
 
@@ -159,8 +159,8 @@ client_fetch_self(const RestoreOptions *opts, int fd, const char *reason)
 	char		line[64];
 
 	wv_verbose("fetching \"%s\" directly: %s", opts->file_name, reason);
-	rc = wv_fetch(opts->archive_dir, opts->file_name, opts->kind, opts->dest,
-				  0, &bytes);
+	rc = wv_fetch(wv_open_source(opts), opts->file_name, opts->kind,
+				  opts->dest, 0, &bytes);
 	if (fd >= 0)
 	{
 		snprintf(line, sizeof(line), "DONE %d %llu\n", rc,
@@ -180,6 +180,7 @@ prefetch_restore(const RestoreOptions *opts)
 	long		postmaster_pid;
 	char		line[512];
 	char		spool_path[WV_MAXPATH];
+	char		key[32];
 	int			fd;
 
 	if (opts->kind != WALVAULT_FILE_SEGMENT)
@@ -199,8 +200,9 @@ prefetch_restore(const RestoreOptions *opts)
 	if (fd < 0)
 		return client_fetch_self(opts, -1, "no prefetcher could be reached");
 
-	snprintf(line, sizeof(line), "GET %s %ld\n", opts->file_name,
-			 postmaster_pid);
+	wv_archive_key(opts, key, sizeof(key));
+	snprintf(line, sizeof(line), "GET %s %ld %s\n", opts->file_name,
+			 postmaster_pid, key);
 	/* MSG_NOSIGNAL: a prefetcher that just went away must not kill us */
 	if (send(fd, line, strlen(line), MSG_NOSIGNAL) != (ssize_t) strlen(line))
 	{

@@ -22,7 +22,7 @@
  *
  * Protocol (lines of text):
  *
- *	client: GET <segment> <postmaster pid>
+ *	client: GET <segment> <postmaster pid> <archive key>
  *	prefetcher: NOTE <text>			zero or more, printed by the client with -v
  *	prefetcher: READY				the file is in the spool under its name,
  *									lent to this connection: the client
@@ -58,7 +58,11 @@
  * spool that nothing serves from (spool.c); the next request finds a dead
  * socket and starts a new prefetcher, which empties it first.  Requests
  * whose postmaster pid is not the one the prefetcher watches are not
- * served from the spool.
+ * served from the spool.  Nor are requests whose archive key
+ * (wv_archive_key(): a hash of the options that name the archive) is not
+ * the prefetcher's: a restore_command changed to another archive must not
+ * be served what was fetched from the old one.  The prefetcher exits then,
+ * and the next request starts one for the new archive.
  *
  * Every failure of the prefetcher itself only ever costs speed: a client
  * that cannot reach it, or loses it mid-request, fetches its file itself.
@@ -147,6 +151,7 @@ static struct
 {
 	const RestoreOptions *opts;
 	long		postmaster_pid;
+	char		archive_key[32];	/* of the archive we fetch from */
 	int			lock_fd;
 	int			listen_fd;
 	int			wake_pipe[2];
@@ -184,7 +189,8 @@ static void pf_schedule(void);
 static void pf_accept(void);
 static void pf_conn_input(int c);
 static void pf_conn_line(int c, char *line);
-static void pf_conn_get(int c, const char *name, long postmaster_pid);
+static void pf_conn_get(int c, const char *name, long postmaster_pid,
+						const char *archive_key);
 static void pf_conn_done(int c, int status, unsigned long long bytes);
 static void pf_conn_close(int c);
 static void pf_send(int c, const char *fmt,...) WV_PRINTF_ATTR(2, 3);
@@ -537,7 +543,7 @@ pf_worker_main(const char *name, int distance)
 	wv_install_signal_cleanup();
 	wv_fetch_in_worker();
 	snprintf(dest, sizeof(dest), "%s/%s", WV_SPOOL_DIR, name);
-	exit(wv_fetch(pf.opts->archive_dir, name, WALVAULT_FILE_SEGMENT, dest,
+	exit(wv_fetch(wv_open_source(pf.opts), name, WALVAULT_FILE_SEGMENT, dest,
 				  pf.seg_size, NULL));
 }
 
@@ -744,13 +750,14 @@ static void
 pf_conn_line(int c, char *line)
 {
 	char		name[PF_LINE_LEN];
+	char		key[PF_LINE_LEN];
 	long		pm;
 	int			status;
 	unsigned long long bytes;
 
 	if (pf.conns[c].state == PF_CONN_READING &&
-		sscanf(line, "GET %40s %ld", name, &pm) == 2)
-		pf_conn_get(c, name, pm);
+		sscanf(line, "GET %40s %ld %31s", name, &pm, key) == 3)
+		pf_conn_get(c, name, pm, key);
 	else if (pf.conns[c].state == PF_CONN_SELF &&
 			 sscanf(line, "DONE %d %llu", &status, &bytes) == 2)
 		pf_conn_done(c, status, bytes);
@@ -760,7 +767,8 @@ pf_conn_line(int c, char *line)
 
 /* A request for one segment: drop what recovery is past, answer, go on. */
 static void
-pf_conn_get(int c, const char *name, long postmaster_pid)
+pf_conn_get(int c, const char *name, long postmaster_pid,
+			const char *archive_key)
 {
 	PfConn	   *conn = &pf.conns[c];
 	uint32_t	tli;
@@ -779,6 +787,13 @@ pf_conn_get(int c, const char *name, long postmaster_pid)
 	{
 		/* a new server on this data directory: this spool is not its */
 		pf_answer_fetch(c, "the prefetcher belongs to another server process");
+		pf_stop_requested = 1;
+		return;
+	}
+	if (strcmp(archive_key, pf.archive_key) != 0)
+	{
+		/* restore_command changed: make way for a prefetcher of its own */
+		pf_answer_fetch(c, "the prefetcher was started for another archive");
 		pf_stop_requested = 1;
 		return;
 	}
@@ -996,6 +1011,7 @@ prefetcher_main(const RestoreOptions *opts, long postmaster_pid, int ready_fd)
 	memset(&pf, 0, sizeof(pf));
 	pf.opts = opts;
 	pf.postmaster_pid = postmaster_pid;
+	wv_archive_key(opts, pf.archive_key, sizeof(pf.archive_key));
 	pf.listen_fd = -1;
 	for (int c = 0; c < PF_MAX_CONNS; c++)
 		pf.conns[c].state = PF_CONN_FREE;

@@ -9,7 +9,10 @@
  *	report.c				messages, exit statuses, the temporary file to remove
  *	wal_check.c				who asks (PG_VERSION, pg_control) and what a
  *							restored file may contain
- *	fetch.c					fetch one file from the archive, checked, durably
+ *	fetch.c					fetch one file from the archive, checked, durably,
+ *							through a source:
+ *	source_directory.c		the files of an archive directory (-d)
+ *	source_s3.c				the objects of an S3-compatible store (-u)
  *	spool.c					the prefetch spool: layout, lock, sweeping
  *	prefetch_client.c		ask the prefetcher, start it when there is none
  *	prefetcher.c			the detached prefetching process and its workers
@@ -30,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
+#include "s3_client.h"
 #include "wal_names.h"
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -79,7 +84,18 @@
 /* Everything the command line says. */
 typedef struct RestoreOptions
 {
+	/* the archive: a directory (-d) or an object store (-u), never both */
 	const char *archive_dir;
+	const char *archive_url;
+	char		s3_bucket[WV_S3_BUCKET_MAX + 1];	/* from archive_url */
+	char		s3_prefix[WV_S3_KEY_MAX + 1];
+	const char *s3_endpoint;	/* NULL: the client's default */
+	const char *s3_region;		/* NULL: the client's default */
+	int			s3_uri_style;	/* a WvS3UriStyle, -1: the client's default */
+	const char *s3_ca_file;		/* NULL: the system's CAs only */
+	long		s3_connect_timeout_ms;	/* 0: the client's default */
+	long		s3_stall_timeout_ms;	/* 0: the client's default */
+
 	const char *file_name;
 	const char *dest;
 	WalvaultFileKind kind;
@@ -166,12 +182,82 @@ extern void walcheck_data(WalCheck *check, const unsigned char *data,
 extern void walcheck_finish(WalCheck *check);
 extern void walcheck_plain_size(const WalCheck *check, uint64_t size);
 
+/*
+ * Sources: what fetch.c reads an archived file from.  Every kind of archive
+ * stores a file under the same names (wv_archive_variants, in lookup
+ * order); a source finds which one holds it, then streams its stored bytes
+ * into a WvContentSink, which decompresses, checks and writes them.
+ * fetch.c does everything else, whatever the kind.  Errors end the process
+ * (report.c), with WV_ERROR_IO for whatever may pass (a mount, the store).
+ */
+typedef struct WvArchiveVariant
+{
+	const char *suffix;			/* appended to the file's name */
+	WalvaultCodecMethod method;
+} WvArchiveVariant;
+
+#define WV_NUM_ARCHIVE_VARIANTS 4
+extern const WvArchiveVariant wv_archive_variants[WV_NUM_ARCHIVE_VARIANTS];
+
+/* A file found in the archive, under one of its names */
+typedef struct WvStoredFile
+{
+	const WvArchiveVariant *variant;
+	char		name[WALVAULT_MAX_NAME_LEN + 8];	/* file name and suffix */
+	uint64_t	size;			/* stored (maybe compressed) bytes */
+	char		location[WV_MAXPATH];	/* path or URL, for messages */
+} WvStoredFile;
+
+/*
+ * Receives the stored bytes.  restart forgets what was received so far (a
+ * download retried after a broken connection starts over).
+ */
+typedef struct WvContentSink
+{
+	void	   *arg;
+	void		(*data) (void *arg, const unsigned char *data, size_t len);
+	void		(*restart) (void *arg);
+} WvContentSink;
+
+typedef struct RestoreSource RestoreSource;
+
+struct RestoreSource
+{
+	/* what the archive is, for messages: "archive directory \"/x\"" */
+	const char *(*describe) (RestoreSource *source);
+
+	/*
+	 * Look file_name up under each of its names; false if it is under none.
+	 * Otherwise fill *file with the first name, in lookup order, that holds
+	 * it.
+	 */
+	bool		(*find) (RestoreSource *source, const char *file_name,
+						 WvStoredFile *file);
+
+	/*
+	 * Deliver the content of the file find() found, in pieces, to sink.
+	 * false if it disappeared in between: it is not in the archive any
+	 * more.
+	 */
+	bool		(*read) (RestoreSource *source, const WvStoredFile *file,
+						 const WvContentSink *sink);
+};
+
 /* fetch.c */
-extern int	wv_fetch(const char *archive_dir, const char *file_name,
+extern RestoreSource *wv_open_source(const RestoreOptions *opts);
+extern void wv_archive_key(const RestoreOptions *opts, char *key,
+						   size_t key_size);
+extern int	wv_fetch(RestoreSource *source, const char *file_name,
 					 WalvaultFileKind kind, const char *dest,
 					 uint64_t max_bytes, uint64_t *restored_bytes);
 extern void wv_fsync_parent_dir(const char *path);
 extern void wv_fetch_in_worker(void);
+
+/* source_directory.c */
+extern RestoreSource *source_directory_open(const char *archive_dir);
+
+/* source_s3.c */
+extern RestoreSource *source_s3_open(const RestoreOptions *opts);
 
 /* spool.c: the layout of the spool, relative to the data directory */
 #define WV_SPOOL_DIR		"pg_wal/pg_walvault_spool"
