@@ -329,6 +329,11 @@ walvault_codec_finished(const WalvaultCodec *codec)
 	return codec->done;
 }
 
+const WalvaultCodecMethod walvault_codec_lookup_order[WALVAULT_CODEC_LOOKUP_COUNT] = {
+	WALVAULT_CODEC_NONE, WALVAULT_CODEC_ZSTD, WALVAULT_CODEC_LZ4,
+	WALVAULT_CODEC_GZIP
+};
+
 /* File name suffix of an archive file stored with method. */
 const char *
 walvault_codec_suffix(WalvaultCodecMethod method)

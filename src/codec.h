@@ -44,6 +44,14 @@ extern bool walvault_codec_feed(WalvaultCodec *codec, const char *in,
 								const char **err);
 extern bool walvault_codec_finished(const WalvaultCodec *codec);
 extern const char *walvault_codec_suffix(WalvaultCodecMethod method);
+
+/*
+ * The names a file may have in an archive, FILE plus each method's suffix,
+ * in the order every reader and writer looks for them: plain first
+ * (cheapest, and it needs no decoder to be trusted), then zstd, lz4, gzip.
+ */
+#define WALVAULT_CODEC_LOOKUP_COUNT 4
+extern const WalvaultCodecMethod walvault_codec_lookup_order[WALVAULT_CODEC_LOOKUP_COUNT];
 extern const char *walvault_codec_name(WalvaultCodecMethod method);
 
 #endif							/* WALVAULT_CODEC_H */

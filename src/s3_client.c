@@ -1162,3 +1162,57 @@ wv_s3_list(WvS3 *s3, const char *name_prefix, WvS3ListCallback found,
 			return WV_S3_OK;
 	}
 }
+
+/* What wv_s3_find_archived() has seen of a file's names. */
+typedef struct S3FindState
+{
+	const char *file;
+	size_t		len;
+	bool		found[WALVAULT_CODEC_LOOKUP_COUNT];
+	uint64_t	size[WALVAULT_CODEC_LOOKUP_COUNT];
+} S3FindState;
+
+/* List callback: mark the exact names of the file. */
+static bool
+s3_find_one(void *arg, const char *name, uint64_t size)
+{
+	S3FindState *st = (S3FindState *) arg;
+
+	if (strncmp(name, st->file, st->len) != 0)
+		return true;
+	for (int i = 0; i < WALVAULT_CODEC_LOOKUP_COUNT; i++)
+	{
+		if (strcmp(name + st->len,
+				   walvault_codec_suffix(walvault_codec_lookup_order[i])) == 0)
+		{
+			st->found[i] = true;
+			st->size[i] = size;
+		}
+	}
+	return true;
+}
+
+WvS3Status
+wv_s3_find_archived(WvS3 *s3, const char *file, WalvaultCodecMethod *method,
+					uint64_t *size, WvS3Error *err)
+{
+	S3FindState st;
+	WvS3Status	status;
+
+	memset(&st, 0, sizeof(st));
+	st.file = file;
+	st.len = strlen(file);
+	status = wv_s3_list(s3, file, s3_find_one, &st, err);
+	if (status != WV_S3_OK)
+		return status;
+	for (int i = 0; i < WALVAULT_CODEC_LOOKUP_COUNT; i++)
+	{
+		if (st.found[i])
+		{
+			*method = walvault_codec_lookup_order[i];
+			*size = st.size[i];
+			return WV_S3_OK;
+		}
+	}
+	return WV_S3_NOT_FOUND;
+}

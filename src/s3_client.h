@@ -35,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
+
 /* The URL scheme of pg_walvault.archive_url and of -u */
 #define WV_S3_URL_SCHEME	"s3://"
 
@@ -238,6 +240,17 @@ typedef struct WvS3Credentials
 extern bool wv_s3_credentials_get(WvS3Credentials *creds,
 								  const WvS3Hooks *hooks,
 								  char *err, size_t err_size);
+
+/*
+ * Which of the names an archived file may have (FILE plus the suffix of
+ * each method of walvault_codec_lookup_order) the store holds: the first
+ * in that order, with its size.  One ListObjectsV2 request, whose prefix
+ * FILE also lists FILE.partial and FILE.*.backup: only exact names count.
+ * WV_S3_NOT_FOUND when none is there.
+ */
+extern WvS3Status wv_s3_find_archived(WvS3 *s3, const char *file,
+									  WalvaultCodecMethod *method,
+									  uint64_t *size, WvS3Error *err);
 
 /* The lower-case hex SHA-256 of nothing, for requests without a body */
 #define WV_S3_EMPTY_SHA256 \

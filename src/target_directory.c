@@ -69,12 +69,6 @@
 /* start writeback of the destination every this many bytes */
 #define CDIR_FLUSH_BYTES	(2 * 1024 * 1024)
 
-/* Names a file may have in the archive, in pg_walvault_restore's order. */
-static const WalvaultCodecMethod cdir_lookup_order[] = {
-	WALVAULT_CODEC_NONE, WALVAULT_CODEC_ZSTD, WALVAULT_CODEC_LZ4,
-	WALVAULT_CODEC_GZIP
-};
-
 /* An open destination file, with its early-writeback position. */
 typedef struct CdirDest
 {
@@ -146,9 +140,9 @@ cdir_archive(const char *file, const char *path, uint64 *stored)
 	cdir_ensure_buffers();
 
 	/* in the archive already, under any name the restore program reads? */
-	for (int i = 0; i < lengthof(cdir_lookup_order); i++)
+	for (int i = 0; i < WALVAULT_CODEC_LOOKUP_COUNT; i++)
 	{
-		WalvaultCodecMethod method = cdir_lookup_order[i];
+		WalvaultCodecMethod method = walvault_codec_lookup_order[i];
 
 		snprintf(dest, sizeof(dest), "%s/%s%s", dir, file,
 				 walvault_codec_suffix(method));

@@ -71,12 +71,6 @@
 /* Read size of the WAL file */
 #define TS3_CHUNK		(256 * 1024)
 
-/* Names a file may have in the archive, in pg_walvault_restore's order. */
-static const WalvaultCodecMethod ts3_lookup_order[] = {
-	WALVAULT_CODEC_NONE, WALVAULT_CODEC_ZSTD, WALVAULT_CODEC_LZ4,
-	WALVAULT_CODEC_GZIP
-};
-
 /* What to upload: the WAL file, compressed or not. */
 typedef struct Ts3Payload
 {
@@ -158,7 +152,6 @@ static void ts3_hook_sleep(void *arg, long ms);
 static bool ts3_hook_interrupted(void *arg);
 static void ts3_hook_request_done(void *arg, const WvS3RequestInfo *info);
 static int	ts3_find(WvS3 *s3, const char *file);
-static bool ts3_list_found(void *arg, const char *name, uint64_t size);
 static uint64 ts3_existing(WvS3 *s3, const char *file, const char *path,
 						   WalvaultCodecMethod method);
 static bool ts3_existing_write(void *arg, const char *data, size_t len);
@@ -462,52 +455,26 @@ ts3_hook_request_done(void *arg, const WvS3RequestInfo *info)
 
 /*
  * Is the file in the store under a name the restore program reads?
- * Returns the method of the first such name, in its order, or -1.  One
- * ListObjectsV2 request: the names all begin with the file's name.
+ * Returns the method of the first such name, in its order, or -1.
  */
 static int
 ts3_find(WvS3 *s3, const char *file)
 {
 	WvS3Error	err;
 	WvS3Status	status;
-	char		found[lengthof(ts3_lookup_order)] = {0};
-	struct
-	{
-		const char *file;
-		char	   *found;
-	}			arg = {file, found};
+	WalvaultCodecMethod method;
+	uint64_t	size;
 
 	pgstat_report_wait_start(walvault_wait_event(WALVAULT_WAIT_STORE_READ));
-	status = wv_s3_list(s3, file, ts3_list_found, &arg, &err);
+	status = wv_s3_find_archived(s3, file, &method, &size, &err);
 	pgstat_report_wait_end();
+	if (status == WV_S3_NOT_FOUND)
+		return -1;
 	if (status == WV_S3_INTERRUPTED)
 		ts3_interrupted(file);
 	if (status != WV_S3_OK)
 		ts3_raise(status, &err, "list", file);
-
-	for (int i = 0; i < lengthof(ts3_lookup_order); i++)
-		if (found[i])
-			return (int) ts3_lookup_order[i];
-	return -1;
-}
-
-/* List callback: mark the exact names of the file. */
-static bool
-ts3_list_found(void *arg, const char *name, uint64_t size)
-{
-	struct
-	{
-		const char *file;
-		char	   *found;
-	}		   *a = arg;
-	size_t		len = strlen(a->file);
-
-	if (strncmp(name, a->file, len) != 0)
-		return true;
-	for (int i = 0; i < lengthof(ts3_lookup_order); i++)
-		if (strcmp(name + len, walvault_codec_suffix(ts3_lookup_order[i])) == 0)
-			a->found[i] = 1;
-	return true;
+	return (int) method;
 }
 
 /*

@@ -67,14 +67,6 @@
 
 static bool fetch_in_worker = false;
 
-/* Names under which a file may be stored, in lookup order. */
-const WvArchiveVariant wv_archive_variants[WV_NUM_ARCHIVE_VARIANTS] = {
-	{"", WALVAULT_CODEC_NONE},
-	{".zst", WALVAULT_CODEC_ZSTD},
-	{".lz4", WALVAULT_CODEC_LZ4},
-	{".gz", WALVAULT_CODEC_GZIP},
-};
-
 /*
  * Where a source's bytes go: decompressed if the file is stored compressed,
  * checked, then written to the temporary file.
@@ -117,7 +109,7 @@ fetch_begin(FetchSink *sink)
 		walcheck_plain_size(&sink->check, sink->file->size);
 	else if (!walvault_codec_start(sink->codec, 0, 0, &err))
 		wv_error(WV_ERROR_IO, "could not start %s decompression: %s",
-				 walvault_codec_name(sink->file->variant->method), err);
+				 walvault_codec_name(sink->file->method), err);
 }
 
 /*
@@ -409,9 +401,9 @@ wv_fetch(RestoreSource *source, const char *file_name,
 	sink.max_bytes = max_bytes;
 	sink.file = &file;
 	sink.temp_path = temp_path;
-	if (file.variant->method != WALVAULT_CODEC_NONE)
+	if (file.method != WALVAULT_CODEC_NONE)
 	{
-		sink.codec = walvault_codec_create(file.variant->method, false);
+		sink.codec = walvault_codec_create(file.method, false);
 		if (sink.codec == NULL)
 			wv_error(WV_ERROR_IO, "out of memory");
 	}
@@ -469,7 +461,7 @@ wv_fetch(RestoreSource *source, const char *file_name,
 	wv_fsync_parent_dir(dest);
 
 	wv_verbose("restored \"%s\" from \"%s\" (%s, %llu bytes)",
-			   dest, file.location, walvault_codec_name(file.variant->method),
+			   dest, file.location, walvault_codec_name(file.method),
 			   (unsigned long long) sink.check.nbytes);
 	if (restored_bytes)
 		*restored_bytes = sink.check.nbytes;

@@ -184,25 +184,17 @@ extern void walcheck_plain_size(const WalCheck *check, uint64_t size);
 
 /*
  * Sources: what fetch.c reads an archived file from.  Every kind of archive
- * stores a file under the same names (wv_archive_variants, in lookup
- * order); a source finds which one holds it, then streams its stored bytes
+ * stores a file under the same names (walvault_codec_lookup_order,
+ * FILE plus walvault_codec_suffix()); a source finds which one holds it, then streams its stored bytes
  * into a WvContentSink, which decompresses, checks and writes them.
  * fetch.c does everything else, whatever the kind.  Errors end the process
  * (report.c), with WV_ERROR_IO for whatever may pass (a mount, the store).
  */
-typedef struct WvArchiveVariant
-{
-	const char *suffix;			/* appended to the file's name */
-	WalvaultCodecMethod method;
-} WvArchiveVariant;
-
-#define WV_NUM_ARCHIVE_VARIANTS 4
-extern const WvArchiveVariant wv_archive_variants[WV_NUM_ARCHIVE_VARIANTS];
 
 /* A file found in the archive, under one of its names */
 typedef struct WvStoredFile
 {
-	const WvArchiveVariant *variant;
+	WalvaultCodecMethod method;	/* stored as FILE + its suffix */
 	char		name[WALVAULT_MAX_NAME_LEN + 8];	/* file name and suffix */
 	uint64_t	size;			/* stored (maybe compressed) bytes */
 	char		location[WV_MAXPATH];	/* path or URL, for messages */

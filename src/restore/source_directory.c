@@ -73,13 +73,13 @@ dirsrc_find(RestoreSource *source, const char *file_name, WvStoredFile *file)
 		wv_error(WV_ERROR_USAGE, "archive directory \"%s\" is not a directory",
 				 ds->dir);
 
-	for (int i = 0; i < WV_NUM_ARCHIVE_VARIANTS; i++)
+	for (int i = 0; i < WALVAULT_CODEC_LOOKUP_COUNT; i++)
 	{
-		const WvArchiveVariant *variant = &wv_archive_variants[i];
+		WalvaultCodecMethod method = walvault_codec_lookup_order[i];
 		int			rc;
 
 		snprintf(file->name, sizeof(file->name), "%s%s",
-				 file_name, variant->suffix);
+				 file_name, walvault_codec_suffix(method));
 		rc = snprintf(file->location, sizeof(file->location), "%s/%s",
 					  ds->dir, file->name);
 		if (rc < 0 || (size_t) rc >= sizeof(file->location))
@@ -106,7 +106,7 @@ dirsrc_find(RestoreSource *source, const char *file_name, WvStoredFile *file)
 		if (!S_ISREG(st.st_mode))
 			wv_error(WV_ERROR_CONTENT, "archive file \"%s\" is not a regular file",
 					 file->location);
-		file->variant = variant;
+		file->method = method;
 		file->size = (uint64_t) st.st_size;
 		return true;
 	}

@@ -65,15 +65,6 @@ typedef struct S3Source
 	char		request[128];	/* what is asked now, for -v */
 } S3Source;
 
-/* What the list found of one file's names */
-typedef struct S3FindState
-{
-	const char *file_name;
-	size_t		name_len;
-	bool		found[WV_NUM_ARCHIVE_VARIANTS];
-	uint64_t	size[WV_NUM_ARCHIVE_VARIANTS];
-} S3FindState;
-
 /* A GET's body, on its way to fetch.c */
 typedef struct S3ReadState
 {
@@ -86,7 +77,6 @@ static void s3src_request_done(void *arg, const WvS3RequestInfo *info);
 static void s3src_error(S3Source *ss, const char *what, const char *name,
 						const WvS3Error *err) WV_NORETURN;
 static const char *s3src_describe(RestoreSource *source);
-static bool s3src_list_found(void *arg, const char *name, uint64_t size);
 static bool s3src_find(RestoreSource *source, const char *file_name,
 					   WvStoredFile *file);
 static bool s3src_write(void *arg, const char *data, size_t len);
@@ -147,56 +137,29 @@ s3src_describe(RestoreSource *source)
 	return wv_s3_describe(((S3Source *) source)->s3);
 }
 
-/*
- * One object of the list: keep it if it is exactly one of the file's names.
- * A list of a segment's name also holds its .partial and .backup files.
- */
-static bool
-s3src_list_found(void *arg, const char *name, uint64_t size)
-{
-	S3FindState *st = (S3FindState *) arg;
-
-	if (strncmp(name, st->file_name, st->name_len) != 0)
-		return true;
-	for (int i = 0; i < WV_NUM_ARCHIVE_VARIANTS; i++)
-	{
-		if (strcmp(name + st->name_len, wv_archive_variants[i].suffix) == 0)
-		{
-			st->found[i] = true;
-			st->size[i] = size;
-		}
-	}
-	return true;
-}
-
 static bool
 s3src_find(RestoreSource *source, const char *file_name, WvStoredFile *file)
 {
 	S3Source   *ss = (S3Source *) source;
-	S3FindState st;
 	WvS3Error	err;
+	WvS3Status	status;
+	uint64_t	size;
 
-	memset(&st, 0, sizeof(st));
-	st.file_name = file_name;
-	st.name_len = strlen(file_name);
 	snprintf(ss->request, sizeof(ss->request), "list of \"%s*\"", file_name);
-	if (wv_s3_list(ss->s3, file_name, s3src_list_found, &st, &err) != WV_S3_OK)
+	status = wv_s3_find_archived(ss->s3, file_name, &file->method, &size,
+								 &err);
+	if (status == WV_S3_NOT_FOUND)
+		return false;
+	if (status != WV_S3_OK)
 		s3src_error(ss, "list the objects named", file_name, &err);
 
-	for (int i = 0; i < WV_NUM_ARCHIVE_VARIANTS; i++)
-	{
-		if (!st.found[i])
-			continue;
-		file->variant = &wv_archive_variants[i];
-		file->size = st.size[i];
-		snprintf(file->name, sizeof(file->name), "%s%s",
-				 file_name, file->variant->suffix);
-		snprintf(file->location, sizeof(file->location), "s3://%s/%s%s%s",
-				 ss->opts->s3_bucket, ss->opts->s3_prefix,
-				 ss->opts->s3_prefix[0] != '\0' ? "/" : "", file->name);
-		return true;
-	}
-	return false;
+	file->size = size;
+	snprintf(file->name, sizeof(file->name), "%s%s",
+			 file_name, walvault_codec_suffix(file->method));
+	snprintf(file->location, sizeof(file->location), "s3://%s/%s%s%s",
+			 ss->opts->s3_bucket, ss->opts->s3_prefix,
+			 ss->opts->s3_prefix[0] != '\0' ? "/" : "", file->name);
+	return true;
 }
 
 static bool
