@@ -7,7 +7,18 @@
 # restore_command (by its full path: PostgreSQL's bindir is not on the
 # server's PATH), then stops and removes both.  KEEP=1 leaves the clusters
 # running (their directory is printed).
+#
+#   bash scripts/demo.sh        # archive into a directory
+#   bash scripts/demo.sh s3     # archive into an object store: a local Ceph
+#                               # RGW started by scripts/rgw.sh (a few
+#                               # seconds), restore with -u
 set -euo pipefail
+
+MODE=${1:-directory}
+case $MODE in
+	directory | s3) ;;
+	*) echo "usage: $0 [s3]" >&2; exit 2 ;;
+esac
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -30,10 +41,32 @@ cleanup() {
 	if [ "${KEEP:-0}" != 1 ]; then
 		as_user "'$bindir/pg_ctl' -D '$demo/data' -m fast stop" >/dev/null 2>&1 || true
 		as_user "'$bindir/pg_ctl' -D '$demo/restored' -m fast stop" >/dev/null 2>&1 || true
+		[ "$MODE" = s3 ] && bash "$top/scripts/rgw.sh" stop "$demo/rgw" >/dev/null 2>&1
 		rm -rf "$demo"
 	fi
 }
 trap cleanup EXIT
+
+# Where files go: a directory, or an S3 bucket of a local RGW, whose keys
+# the server gets from its environment as a DBA's would from
+# /etc/postgresql/15/main/environment.
+if [ "$MODE" = s3 ]; then
+	echo "== starting a local Ceph RGW (scripts/rgw.sh)"
+	bash "$top/scripts/rgw.sh" start "$demo/rgw" >/dev/null
+	# shellcheck disable=SC1091
+	. "$demo/rgw/env"
+	export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+	export AWS_EC2_METADATA_DISABLED=true
+	as_user() { su "$DEMO_USER" -s /bin/bash -c "AWS_ACCESS_KEY_ID='$AWS_ACCESS_KEY_ID' AWS_SECRET_ACCESS_KEY='$AWS_SECRET_ACCESS_KEY' AWS_EC2_METADATA_DISABLED=true $*"; }
+	url="s3://$RGW_BUCKET/demo"
+	target="pg_walvault.archive_url = '$url'
+pg_walvault.s3_endpoint = '$RGW_ENDPOINT'
+pg_walvault.s3_uri_style = 'path'"
+	source_opts="-u $url --s3-endpoint $RGW_ENDPOINT --s3-uri-style path"
+else
+	target="pg_walvault.archive_directory = '$demo/archive'"
+	source_opts="-d $demo/archive"
+fi
 
 as_user "'$bindir/initdb' -D '$demo/data' -A trust >/dev/null && mkdir '$demo/archive'"
 cat >>"$demo/data/postgresql.conf" <<CONF
@@ -43,7 +76,7 @@ listen_addresses = ''
 shared_preload_libraries = 'pg_walvault'
 archive_mode = on
 archive_library = 'pg_walvault'
-pg_walvault.archive_directory = '$demo/archive'
+$target
 pg_walvault.max_workers = 4
 pg_walvault.compression = 'lz4'
 pg_walvault.stats_interval = '1s'
@@ -70,18 +103,24 @@ echo "== pg_stat_walvault_workers"
 psql_demo "-c 'SELECT worker_id, pid, role, state, current_file, files_archived, bytes_archived, failures, restarts FROM pg_stat_walvault_workers'"
 echo "== pg_stat_walvault_history (last 10 samples)"
 psql_demo "-c 'SELECT sample_time, wal_bytes, archived_count, archived_bytes, pending_count, archive_lag_bytes, round(archived_bytes_per_sec) AS archived_bps FROM pg_stat_walvault_history ORDER BY sample_time DESC LIMIT 10'"
-echo "== archive directory: $(ls "$demo/archive" | wc -l) files (lz4), $(du -sm --apparent-size "$demo/archive" | cut -f1) MB"
-newest=$(ls "$demo/archive" | sort | tail -1)
-as_user "'$bindir/pg_walvault_restore' -v -d '$demo/archive' '${newest%.lz4}' '$demo/restored.seg'"
+if [ "$MODE" = s3 ]; then
+	echo "== pg_stat_walvault_store"
+	psql_demo "-x -c 'SELECT * FROM pg_stat_walvault_store'"
+	newest=$(psql_demo "-At -c 'SELECT last_archived_wal FROM pg_stat_walvault'")
+else
+	echo "== archive directory: $(ls "$demo/archive" | wc -l) files (lz4), $(du -sm --apparent-size "$demo/archive" | cut -f1) MB"
+	newest=$(ls "$demo/archive" | sort | tail -1)
+fi
+as_user "'$bindir/pg_walvault_restore' -v $source_opts '${newest%.lz4}' '$demo/restored.seg'"
 
 echo "== point-in-time recovery of a copy: the base backup and the archive, restore_command with -j 4"
 expected=$(psql_demo "-At -c 'SELECT count(*), sum(delta) FROM pgbench_history'")
 cat >>"$demo/restored/postgresql.conf" <<CONF
 port = $((PORT + 1))
 archive_mode = off
-restore_command = '$bindir/pg_walvault_restore -j 4 -d $demo/archive %f %p'
+restore_command = '$bindir/pg_walvault_restore -j 4 $source_opts %f %p'
 CONF
-echo "restore_command = '$bindir/pg_walvault_restore -j 4 -d $demo/archive %f %p'"
+echo "restore_command = '$bindir/pg_walvault_restore -j 4 $source_opts %f %p'"
 as_user "touch '$demo/restored/recovery.signal'"
 as_user "'$bindir/pg_ctl' -D '$demo/restored' -l '$demo/restored.log' -w start" >/dev/null
 psql_restored() { as_user "'$bindir/psql' -h '$demo' -p $((PORT + 1)) -d postgres -X $*"; }
