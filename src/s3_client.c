@@ -534,7 +534,10 @@ s3_encode(char *out, size_t out_size, const char *in, bool keep_slash)
 	{
 		if (o + 4 >= out_size)
 			return NULL;
-		if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~' ||
+		/* ASCII only, whatever the locale says of other bytes */
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			(*p >= '0' && *p <= '9') ||
+			*p == '-' || *p == '_' || *p == '.' || *p == '~' ||
 			(keep_slash && *p == '/'))
 			out[o++] = (char) *p;
 		else
