@@ -198,8 +198,8 @@ coll_remember_error(void)
 	MemoryContextSwitchTo(oldcontext);
 	LWLockReleaseAll();
 	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
-	strlcpy(slot->last_error, edata->message ? edata->message : "",
-			WALVAULT_ERROR_LEN);
+	walvault_copy_error(slot->last_error,
+						edata->message ? edata->message : "");
 	slot->last_error_time = GetCurrentTimestamp();
 	LWLockRelease(walvault_shared->lock);
 }

@@ -22,6 +22,7 @@
  */
 #include "postgres.h"
 
+#include "mb/pg_wchar.h"
 #include "storage/spin.h"
 
 #include "pg_walvault.h"
@@ -181,26 +182,62 @@ walvault_count_failure(WalvaultSlot *slot, const char *file,
 {
 	TimestampTz now = GetCurrentTimestamp();
 	WalvaultStats *stats;
+	char		error[WALVAULT_ERROR_LEN];
 
 	if (walvault_shared == NULL)
 		return;
+	/* cut outside the locks: it reads the whole message */
+	walvault_copy_error(error, message);
 
 	stats = &walvault_shared->stats;
 	SpinLockAcquire(&walvault_shared->stats_mutex);
 	stats->total.failed_count++;
 	strlcpy(stats->last_failed_wal, file, WALVAULT_FNAME_LEN);
 	stats->last_failed_time = now;
-	strlcpy(stats->last_error, message, WALVAULT_ERROR_LEN);
+	strlcpy(stats->last_error, error, WALVAULT_ERROR_LEN);
 	SpinLockRelease(&walvault_shared->stats_mutex);
 
 	if (slot != NULL)
 	{
 		pg_atomic_fetch_add_u64(&slot->failures, 1);
 		LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
-		strlcpy(slot->last_error, message, WALVAULT_ERROR_LEN);
+		strlcpy(slot->last_error, error, WALVAULT_ERROR_LEN);
 		slot->last_error_time = now;
 		LWLockRelease(walvault_shared->lock);
 	}
+}
+
+/*
+ * Copy message into dst, a buffer of WALVAULT_ERROR_LEN bytes (a view's
+ * last_error), cut at a character boundary if it is longer: half a
+ * character is invalid text, which convert_to() and every client in
+ * another encoding refuse, and with them the whole view.
+ *
+ * A process connected to a database cuts in the database's encoding
+ * (pg_mbcliplen()).  Ours connect to none, and know no encoding but
+ * SQL_ASCII, in which pg_mbcliplen() cuts at a byte.  What their messages
+ * may hold beyond ASCII is paths and commands from postgresql.conf, as the
+ * DBA wrote them, and server messages in the locale's encoding: a message
+ * that is valid UTF-8 is cut as UTF-8 (a UTF8 cluster's), any other at a
+ * byte (right for a single-byte encoding).
+ */
+void
+walvault_copy_error(char *dst, const char *message)
+{
+	int			len = strlen(message);
+	int			cut;
+
+	if (len < WALVAULT_ERROR_LEN)
+		cut = len;
+	else if (GetDatabaseEncoding() != PG_SQL_ASCII)
+		cut = pg_mbcliplen(message, len, WALVAULT_ERROR_LEN - 1);
+	else if (pg_verify_mbstr(PG_UTF8, message, len, true))
+		cut = pg_encoding_mbcliplen(PG_UTF8, message, len,
+									WALVAULT_ERROR_LEN - 1);
+	else
+		cut = WALVAULT_ERROR_LEN - 1;
+	memcpy(dst, message, cut);
+	dst[cut] = '\0';
 }
 
 /* Count one attempt of a request to the object store (s3_client.c). */

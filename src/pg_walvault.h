@@ -57,13 +57,15 @@
 
 /*
  * Temporary files in the archive directory are named
- * .FILE.walvault.SYSID.HOST.PID.tmp (target_directory.c), with the host name
- * cut to WALVAULT_HOST_LEN characters; WALVAULT_TEMP_NAME_LEN is the longest
- * such name.
+ * .FILE.walvault.SYSID.HOST.PID.tmp, or, where that name is taken,
+ * .FILE.walvault.SYSID.HOST.PID.NONCE.tmp with 16 random hex digits
+ * (target_directory.c); the host name is cut to WALVAULT_HOST_LEN
+ * characters.  WALVAULT_TEMP_NAME_LEN is the longest such name.
  */
 #define WALVAULT_HOST_LEN			64
 #define WALVAULT_TEMP_NAME_LEN \
-	(1 + (WALVAULT_FNAME_LEN - 1) + 10 + 20 + 1 + WALVAULT_HOST_LEN + 1 + 10 + 4)
+	(1 + (WALVAULT_FNAME_LEN - 1) + 10 + 20 + 1 + WALVAULT_HOST_LEN + 1 + 10 + \
+	 1 + 16 + 4)
 
 /* What our processes wait for (wait_events.c) */
 typedef enum WalvaultWaitEvent
@@ -190,6 +192,7 @@ extern void walvault_count_success(WalvaultSlot *slot, const char *file,
 								   TimestampTz ready_since);
 extern void walvault_count_failure(WalvaultSlot *slot, const char *file,
 								   const char *message);
+extern void walvault_copy_error(char *dst, const char *message);
 
 /* archive_file.c */
 extern bool walvault_archive_file_guarded(const char *file, const char *path,

@@ -26,7 +26,12 @@
  * sleep on our latch and on a pipe whose write end only the command's
  * processes hold, which reaches end-of-file when they are gone; a timeout
  * bounds each sleep, in case the command leaves a process behind that
- * keeps the pipe open.
+ * keeps the pipe open.  A command may also close the pipe long before it
+ * exits (ssh closes the descriptors it inherits): a pipe at end-of-file is
+ * readable at once, forever, so it is then no longer watched, and the
+ * command is looked for after sleeps that grow from TCMD_FIRST_RECHECK_MS
+ * (a command about to exit is seen soon) to TCMD_RECHECK_MS (a long one
+ * costs one wakeup a second).
  *
  * src/target_command.c
  *
@@ -51,6 +56,8 @@
 
 /* How often the wait for the command looks whether it has exited. */
 #define TCMD_RECHECK_MS		1000
+/* The first such look once the pipe has reached end-of-file. */
+#define TCMD_FIRST_RECHECK_MS	1
 
 /* The shell running the command while it runs, 0 otherwise. */
 static pid_t tcmd_child = 0;
@@ -62,6 +69,7 @@ static void tcmd_check(int elevel);
 static void tcmd_build(StringInfo cmd, const char *template, const char *file,
 					   const char *path);
 static int	tcmd_run(const char *command);
+static bool tcmd_pipe_ended(int fd);
 
 const WalvaultTarget walvault_target_command = {
 	.setting = "pg_walvault.archive_command",
@@ -158,6 +166,7 @@ tcmd_run(const char *command)
 	pid_t		pid;
 	uint32		wait_event = walvault_wait_event(WALVAULT_WAIT_COMMAND);
 	bool		latch_reset = false;
+	long		recheck_ms = TCMD_RECHECK_MS;
 
 	if (pipe2(pipefd, O_CLOEXEC) != 0)
 		ereport(ERROR,
@@ -187,6 +196,7 @@ tcmd_run(const char *command)
 	for (;;)
 	{
 		pid_t		rc = waitpid(pid, &status, WNOHANG);
+		int			events;
 
 		if (rc == pid)
 			break;
@@ -194,23 +204,40 @@ tcmd_run(const char *command)
 		{
 			int			save_errno = errno;
 
-			close(pipefd[0]);
+			if (pipefd[0] >= 0)
+				close(pipefd[0]);
 			tcmd_child = 0;
 			errno = save_errno;
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("could not wait for pg_walvault.archive_command: %m")));
 		}
-		(void) WaitLatchOrSocket(MyLatch,
-								 WL_LATCH_SET | WL_SOCKET_READABLE |
-								 WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 pipefd[0], TCMD_RECHECK_MS, wait_event);
+		if (pipefd[0] >= 0)
+			events = WaitLatchOrSocket(MyLatch,
+									   WL_LATCH_SET | WL_SOCKET_READABLE |
+									   WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+									   pipefd[0], TCMD_RECHECK_MS, wait_event);
+		else
+		{
+			/* the command closed the pipe: sleep, longer each time */
+			events = WaitLatch(MyLatch,
+							   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							   recheck_ms, wait_event);
+			recheck_ms = Min(recheck_ms * 2, TCMD_RECHECK_MS);
+		}
+		if ((events & WL_SOCKET_READABLE) && tcmd_pipe_ended(pipefd[0]))
+		{
+			close(pipefd[0]);
+			pipefd[0] = -1;
+			recheck_ms = TCMD_FIRST_RECHECK_MS;
+		}
 		ResetLatch(MyLatch);
 		latch_reset = true;
 		CHECK_FOR_INTERRUPTS();
 	}
 	tcmd_child = 0;
-	close(pipefd[0]);
+	if (pipefd[0] >= 0)
+		close(pipefd[0]);
 
 	/*
 	 * A wakeup we consumed may have been meant for our caller's loop (a
@@ -219,6 +246,23 @@ tcmd_run(const char *command)
 	if (latch_reset)
 		SetLatch(MyLatch);
 	return status;
+}
+
+/*
+ * The pipe fd, which a wait reported readable: has it reached end-of-file?
+ * Nothing of ours writes to it, but a command may (the descriptor is
+ * inherited): what it wrote is read and dropped, so that the pipe is not
+ * readable again for that.  The read does not block: the pipe was readable,
+ * and we are its only reader.
+ */
+static bool
+tcmd_pipe_ended(int fd)
+{
+	char		buf[512];
+	ssize_t		n = read(fd, buf, sizeof(buf));
+
+	/* an error other than EINTR cannot go away: stop watching too */
+	return n == 0 || (n < 0 && errno != EINTR);
 }
 
 /*

@@ -39,6 +39,18 @@
  * share the directory over a network file system, and a pid means nothing
  * on another host).
  *
+ * Such a name is predictable, and whoever can write to the archive
+ * directory can put something under it first: a symbolic or hard link to a
+ * file of the server's user, which opening the name to write would
+ * overwrite with WAL.  A temporary file is therefore always created, never
+ * opened (O_CREAT | O_EXCL, and O_NOFOLLOW), and where the name is taken
+ * the writer takes another, .FILE.walvault.SYSID.HOST.PID.NONCE.tmp with
+ * random hex digits, which no one can take ahead of it.  What was in the
+ * way is left alone.
+ *
+ * A directory that is, or resolves into, the data directory or pg_wal is
+ * refused (cdir_outside_data_directory()).
+ *
  * Errors are raised with ereport(ERROR); the caller (archive_file.c) traps
  * them.  A temporary file left by an error or by process exit is removed by
  * cdir_abort().
@@ -56,6 +68,7 @@
 #include <unistd.h>
 
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/fd.h"
@@ -66,6 +79,10 @@
 #include "pg_walvault.h"
 
 #define CDIR_BUFSIZE	(1024 * 1024)
+/* names tried for a temporary file before giving up: see cdir_create_temp() */
+#define CDIR_TEMP_ATTEMPTS	10
+/* hex digits of the random part of a temporary file's other names */
+#define CDIR_NONCE_LEN		16
 /* start writeback of the destination every this many bytes */
 #define CDIR_FLUSH_BYTES	(2 * 1024 * 1024)
 
@@ -92,6 +109,8 @@ static void cdir_abort(void);
 static void cdir_check(int elevel);
 static void cdir_cleanup(void);
 static void cdir_ensure_buffers(void);
+static bool cdir_outside_data_directory(const char *dir, int elevel);
+static int	cdir_create_temp(const char *dir, const char *file);
 static uint64 cdir_existing(const char *path, const char *dest,
 							WalvaultCodecMethod method, const char *dir);
 static bool cdir_publish(const char *temp, const char *dest, const char *dir);
@@ -100,8 +119,8 @@ static void cdir_drop_cache(const char *path);
 static const char *cdir_temp_tag(void);
 static bool cdir_equal(const char *src, const char *archived,
 					   WalvaultCodecMethod method);
-static uint64 cdir_copy(const char *src, const char *dst);
-static uint64 cdir_compress(const char *src, const char *dst,
+static uint64 cdir_copy(const char *src, int dstfd, const char *dst);
+static uint64 cdir_compress(const char *src, int dstfd, const char *dst,
 							const WalvaultCompression *compression,
 							uint64 *stored);
 static WalvaultCodec *cdir_codec(WalvaultCodecMethod method, int level,
@@ -136,8 +155,12 @@ cdir_archive(const char *file, const char *path, uint64 *stored)
 	char		dest[MAXPGPATH];
 	struct stat st;
 	uint64		bytes;
+	int			tempfd;
 
 	cdir_ensure_buffers();
+
+	/* pg_wal would find every file there, as itself: refused first */
+	(void) cdir_outside_data_directory(dir, ERROR);
 
 	/* in the archive already, under any name the restore program reads? */
 	for (int i = 0; i < WALVAULT_CODEC_LOOKUP_COUNT; i++)
@@ -159,12 +182,12 @@ cdir_archive(const char *file, const char *path, uint64 *stored)
 
 	snprintf(dest, sizeof(dest), "%s/%s%s", dir, file,
 			 walvault_codec_suffix(compression.method));
-	snprintf(cdir_temp_path, sizeof(cdir_temp_path), "%s/.%s.walvault.%s.%d.tmp",
-			 dir, file, cdir_temp_tag(), MyProcPid);
+	tempfd = cdir_create_temp(dir, file);
 	if (compression.method == WALVAULT_CODEC_NONE)
-		*stored = bytes = cdir_copy(path, cdir_temp_path);
+		*stored = bytes = cdir_copy(path, tempfd, cdir_temp_path);
 	else
-		bytes = cdir_compress(path, cdir_temp_path, &compression, stored);
+		bytes = cdir_compress(path, tempfd, cdir_temp_path, &compression,
+							  stored);
 
 	if (!cdir_publish(cdir_temp_path, dest, dir))
 	{
@@ -320,6 +343,68 @@ cdir_temp_tag(void)
 }
 
 /*
+ * Create the temporary file that file is copied to in dir, and return it
+ * open for writing; cdir_temp_path gets its name (and only once it is
+ * ours: cdir_abort() removes what it names).
+ *
+ * The first name tried is .FILE.walvault.SYSID.HOST.PID.tmp.  Anything
+ * already there (see the file header) makes O_EXCL fail, a link of either
+ * kind included, and is none of ours to remove: it may be a file that an
+ * earlier process with our pid left behind, which the coordinator removes
+ * once we are gone, or something planted, which the DBA should see.  The
+ * names tried then end in random digits, so that taking them all ahead of
+ * us cannot keep a file from being archived.
+ */
+static int
+cdir_create_temp(const char *dir, const char *file)
+{
+	char		temp[MAXPGPATH];
+
+	for (int attempt = 0;; attempt++)
+	{
+		uint32		nonce[2];
+		int			fd;
+
+		if (attempt == 0)
+			snprintf(temp, sizeof(temp), "%s/.%s.walvault.%s.%d.tmp",
+					 dir, file, cdir_temp_tag(), MyProcPid);
+		else
+		{
+			if (!pg_strong_random(nonce, sizeof(nonce)))
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("could not generate random name for a temporary file")));
+			StaticAssertStmt(CDIR_NONCE_LEN == 2 * sizeof(nonce),
+							 "the nonce is printed as 16 hex digits");
+			snprintf(temp, sizeof(temp), "%s/.%s.walvault.%s.%d.%08x%08x.tmp",
+					 dir, file, cdir_temp_tag(), MyProcPid, nonce[0], nonce[1]);
+		}
+
+		fd = OpenTransientFilePerm(temp,
+								   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+								   PG_BINARY,
+								   S_IRUSR | S_IWUSR);
+		if (fd >= 0)
+		{
+			strlcpy(cdir_temp_path, temp, sizeof(cdir_temp_path));
+			return fd;
+		}
+		/* ELOOP: a symbolic link, where O_EXCL would not say EEXIST */
+		if ((errno != EEXIST && errno != ELOOP) ||
+			attempt + 1 >= CDIR_TEMP_ATTEMPTS)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not create file \"%s\": %m", temp)));
+		ereport(LOG,
+				(errcode(ERRCODE_DUPLICATE_FILE),
+				 errmsg("temporary file \"%s\" already exists, trying another name",
+						temp),
+				 errdetail("This process did not create it: it is left alone and never written to."),
+				 errhint("Unless it was left by a crash, check who else can write to the archive directory.")));
+	}
+}
+
+/*
  * Remove the temporary file of a copy that did not finish.  Safe to call at
  * any time, including from exit callbacks.
  */
@@ -372,6 +457,10 @@ cdir_cleanup(void)
 			(tag = strstr(de->d_name, ours)) == NULL)
 			continue;
 		pid = strtol(tag + strlen(ours), &end, 10);
+		/* .<pid>.<nonce>.tmp: a name taken because the first was not free */
+		if (*end == '.' && de->d_name + len - 4 - end == 1 + CDIR_NONCE_LEN &&
+			strspn(end + 1, "0123456789abcdef") == CDIR_NONCE_LEN)
+			end += 1 + CDIR_NONCE_LEN;
 		if (end != de->d_name + len - 4 || pid <= 0 ||
 			kill((pid_t) pid, 0) == 0 || errno != ESRCH)
 			continue;
@@ -387,7 +476,99 @@ cdir_cleanup(void)
 static void
 cdir_check(int elevel)
 {
-	(void) walvault_directory_usable(walvault_archive_directory, elevel);
+	if (walvault_directory_usable(walvault_archive_directory, elevel))
+		(void) cdir_outside_data_directory(walvault_archive_directory, elevel);
+}
+
+/* Are a and b the same file (directory), whatever the paths that led there? */
+#define CDIR_SAME_FILE(a, b) \
+	((a).st_dev == (b).st_dev && (a).st_ino == (b).st_ino)
+
+/*
+ * Is dir outside the data directory and pg_wal?  Says at elevel why not.
+ *
+ * pg_wal itself would archive nothing: every file would be found there "in
+ * the archive already" as itself, reported archived, and removed by the
+ * server.  Anywhere else in the data directory, or in pg_wal where it is a
+ * link elsewhere (initdb --waldir), the archive would be copied by base
+ * backups, and lost with the cluster it is meant to outlive.
+ *
+ * Paths are not compared, directories are (device and inode), so that no
+ * symbolic link or bind mount leads there unseen: dir itself with pg_wal,
+ * then dir and every directory above it on its real path with the data
+ * directory and pg_wal.  A dir that cannot be resolved now (missing) is not
+ * judged: whoever uses it reports what fails.
+ */
+static bool
+cdir_outside_data_directory(const char *dir, int elevel)
+{
+	struct stat dir_st;
+	struct stat data_st;
+	struct stat wal_st;
+	char	   *resolved;
+	char	   *real;
+	char	   *above;
+	bool		in_data = false;
+	bool		in_wal = false;
+
+	if (stat(dir, &dir_st) != 0 || stat(DataDir, &data_st) != 0 ||
+		stat(XLOGDIR, &wal_st) != 0)
+		return true;
+	if (CDIR_SAME_FILE(dir_st, wal_st))
+	{
+		ereport(elevel,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pg_walvault.archive_directory \"%s\" is the server's WAL directory",
+						dir),
+				 errdetail("Every WAL file would be found there as if archived already, and then removed by the server; no file is archived while it is set, and WAL files stay in pg_wal."),
+				 errhint("Set pg_walvault.archive_directory to a directory outside the data directory, preferably on another disk, and reload the server.")));
+		return false;
+	}
+
+	resolved = realpath(dir, NULL);
+	if (resolved == NULL)
+		return true;
+	/* in our memory context, which an ERROR below cleans up */
+	real = pstrdup(resolved);
+	free(resolved);
+	above = pstrdup(real);
+	for (;;)
+	{
+		struct stat st;
+		char	   *slash;
+
+		if (stat(above, &st) == 0)
+		{
+			in_wal = CDIR_SAME_FILE(st, wal_st);
+			in_data = CDIR_SAME_FILE(st, data_st);
+			if (in_wal || in_data)
+				break;
+		}
+		slash = strrchr(above, '/');
+		if (slash == NULL || slash == above)
+			break;				/* the root cannot be the data directory */
+		*slash = '\0';
+	}
+	pfree(above);
+
+	if (in_wal)
+		ereport(elevel,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pg_walvault.archive_directory \"%s\" is inside the server's WAL directory",
+						dir),
+				 errdetail("Its real path is \"%s\". An archive there would be copied by base backups and lost with the cluster; no file is archived while it is set, and WAL files stay in pg_wal.",
+						   real),
+				 errhint("Set pg_walvault.archive_directory to a directory outside the data directory, preferably on another disk, and reload the server.")));
+	else if (in_data)
+		ereport(elevel,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pg_walvault.archive_directory \"%s\" is inside the data directory",
+						dir),
+				 errdetail("Its real path is \"%s\". An archive there would be copied by base backups and lost with the cluster; no file is archived while it is set, and WAL files stay in pg_wal.",
+						   real),
+				 errhint("Set pg_walvault.archive_directory to a directory outside the data directory, preferably on another disk, and reload the server.")));
+	pfree(real);
+	return !in_wal && !in_data;
 }
 
 static void
@@ -441,7 +622,7 @@ cdir_transfer(int fd, const char *path, char *buf, size_t len, bool writing,
 }
 
 /*
- * Copy src to dst.  The copy is shaped for archiving many large files in
+ * Copy src to dst, open as dstfd (which is closed).  The copy is shaped for archiving many large files in
  * parallel on the same disk: the whole source is announced to the kernel
  * (read-ahead in large requests), the data is copied inside the kernel when
  * it can (copy_file_range: no trip through our buffer), and writeback of the
@@ -450,15 +631,14 @@ cdir_transfer(int fd, const char *path, char *buf, size_t len, bool writing,
  * copy.
  */
 static uint64
-cdir_copy(const char *src, const char *dst)
+cdir_copy(const char *src, int dstfd, const char *dst)
 {
 	int			srcfd;
-	CdirDest	dest = {-1, dst, 0, 0,
+	CdirDest	dest = {dstfd, dst, 0, 0,
 	walvault_wait_event(WALVAULT_WAIT_COPY)};
 	bool		in_kernel = true;
 
 	srcfd = cdir_open(src, O_RDONLY);
-	dest.fd = cdir_open(dst, O_WRONLY | O_CREAT | O_TRUNC);
 
 	for (;;)
 	{
@@ -507,18 +687,18 @@ cdir_copy(const char *src, const char *dst)
 }
 
 /*
- * Compress src into dst.  Read-ahead and early writeback as in cdir_copy();
- * the data goes through our buffer and the codec.  Returns the bytes read;
- * *stored gets the bytes written.
+ * Compress src into dst, open as dstfd (which is closed).  Read-ahead and
+ * early writeback as in cdir_copy(); the data goes through our buffer and
+ * the codec.  Returns the bytes read; *stored gets the bytes written.
  */
 static uint64
-cdir_compress(const char *src, const char *dst,
+cdir_compress(const char *src, int dstfd, const char *dst,
 			  const WalvaultCompression *compression, uint64 *stored)
 {
 	WalvaultCodec *codec;
 	int			srcfd;
 	struct stat st;
-	CdirDest	dest = {-1, dst, 0, 0,
+	CdirDest	dest = {dstfd, dst, 0, 0,
 	walvault_wait_event(WALVAULT_WAIT_COMPRESS)};
 	uint64		total = 0;
 	bool		finish = false;
@@ -532,7 +712,6 @@ cdir_compress(const char *src, const char *dst,
 	/* a WAL file the server hands us no longer changes: its size is exact */
 	codec = cdir_codec(compression->method, compression->level,
 					   (size_t) st.st_size);
-	dest.fd = cdir_open(dst, O_WRONLY | O_CREAT | O_TRUNC);
 
 	while (!finish)
 	{

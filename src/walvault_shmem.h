@@ -60,7 +60,7 @@
 typedef char WalvaultFileName[WALVAULT_FNAME_LEN];
 
 /* Room kept for an error message in the views. */
-#define WALVAULT_ERROR_LEN		256
+#define WALVAULT_ERROR_LEN		512
 /* Latency histogram: bucket i counts files archived in [2^(i-1), 2^i) ms. */
 #define WALVAULT_LATENCY_BUCKETS	32
 

@@ -20,15 +20,19 @@ our @EXPORT = qw(walvault_node make_segments snapshot_ready
   check_archived wait_all_archived ready_files archive_files
   set_archive_directory wait_event_name archive_one_failure);
 
-# walvault_node(name, hold => 1, preload => 0, archive_dir => path, conf => text)
+# walvault_node(name, hold => 1, preload => 0, archive_dir => path, conf => text,
+#               initdb => [options])
 #
 # hold: start with pg_walvault.archive_directory empty, so that the server
 # keeps WAL ready without archiving it (set_archive_directory releases it).
+# initdb: more options for initdb (an encoding, say).
 sub walvault_node
 {
 	my ($name, %opt) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init(allows_streaming => 1, extra => ['--wal-segsize=1']);
+	$node->init(
+		allows_streaming => 1,
+		extra => [ '--wal-segsize=1', @{ $opt{initdb} // [] } ]);
 
 	my $archive = $opt{archive_dir} // $node->basedir . '/archive';
 	make_path($archive) unless $opt{no_archive_dir};
