@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "access/xlog_internal.h"
 #include "common/hashfn.h"
@@ -261,6 +262,37 @@ walvault_target_cleanup(void)
 	target = walvault_archive_target(&nset);
 	if (target != NULL && target->cleanup != NULL)
 		target->cleanup();
+}
+
+/*
+ * Read up to len bytes of the file open as fd (named path, for messages)
+ * into buf, fewer only at its end, under wait_event; a failure is an
+ * ERROR.  Every target reads WAL files with it.
+ */
+size_t
+walvault_read_file(int fd, const char *path, char *buf, size_t len,
+				   uint32 wait_event)
+{
+	size_t		done = 0;
+
+	while (done < len)
+	{
+		ssize_t		rc;
+
+		pgstat_report_wait_start(wait_event);
+		rc = read(fd, buf + done, len - done);
+		pgstat_report_wait_end();
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", path)));
+		if (rc == 0)
+			break;
+		done += rc;
+	}
+	return done;
 }
 
 /* When did the server mark file ready?  0 if we cannot tell. */

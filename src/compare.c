@@ -173,24 +173,6 @@ cmp_match(void *arg, const char *data, size_t len)
 static size_t
 cmp_read(WalvaultCompare *cmp, size_t len)
 {
-	size_t		done = 0;
-
-	while (done < len)
-	{
-		ssize_t		rc;
-
-		pgstat_report_wait_start(walvault_wait_event(WALVAULT_WAIT_COMPARE));
-		rc = read(cmp->fd, cmp_buf + done, len - done);
-		pgstat_report_wait_end();
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc < 0)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not read file \"%s\": %m", cmp->src)));
-		if (rc == 0)
-			break;
-		done += rc;
-	}
-	return done;
+	return walvault_read_file(cmp->fd, cmp->src, cmp_buf, len,
+							  walvault_wait_event(WALVAULT_WAIT_COMPARE));
 }

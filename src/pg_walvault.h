@@ -205,6 +205,8 @@ extern uint32 walvault_target_hash(void);
 extern void walvault_check_target(int elevel);
 extern void walvault_target_abort(void);
 extern void walvault_target_cleanup(void);
+extern size_t walvault_read_file(int fd, const char *path, char *buf,
+								 size_t len, uint32 wait_event);
 
 /* queue.c */
 typedef struct WalvaultCensus

@@ -796,26 +796,8 @@ ts3_body_rewind(void *arg)
 static size_t
 ts3_read_file(Ts3Payload *payload, char *buf, size_t len)
 {
-	size_t		done = 0;
-
-	while (done < len)
-	{
-		ssize_t		rc;
-
-		pgstat_report_wait_start(walvault_wait_event(WALVAULT_WAIT_COPY));
-		rc = read(payload->fd, buf + done, len - done);
-		pgstat_report_wait_end();
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc < 0)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not read file \"%s\": %m", payload->path)));
-		if (rc == 0)
-			break;
-		done += rc;
-	}
-	return done;
+	return walvault_read_file(payload->fd, payload->path, buf, len,
+							  walvault_wait_event(WALVAULT_WAIT_COPY));
 }
 
 /*
