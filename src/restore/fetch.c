@@ -25,7 +25,9 @@
  * unique to this process ("<dest>.<pid>.<nonce>.pg_walvault_restore.tmp"):
  * two restores to one destination at once each write their own file (the
  * last rename wins, with a whole file), and a symlink planted under that
- * name is never followed.
+ * name is never followed.  A restore killed with SIGKILL cannot remove its
+ * temporary file: the next restore to the same destination removes every
+ * one whose process is gone.
  *
  * Only a file that the archive says is not there means "not in the
  * archive".  Any other failure to look it up or read it is an error
@@ -42,8 +44,10 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +95,7 @@ static bool fetch_codec_sink(void *arg, const char *data, size_t len);
 static void fetch_content(void *arg, const unsigned char *data, size_t len);
 static void fetch_restart(void *arg);
 static int	fetch_open_temp(const char *dest, char *temp_path);
+static void fetch_remove_stale_temps(const char *dest);
 static void fetch_test_hold(FetchSink *sink);
 
 /*
@@ -242,6 +247,56 @@ fetch_open_temp(const char *dest, char *temp_path)
 			 dest);
 }
 
+/*
+ * Remove the temporary files for dest ("<dest>.<pid>.<nonce>" plus the
+ * suffix) of processes that are gone: restores killed mid-file.  A file
+ * whose process still runs, or runs under another user, is left alone.
+ */
+static void
+fetch_remove_stale_temps(const char *dest)
+{
+	char		dir[WV_MAXPATH];
+	const char *base;
+	const char *slash = strrchr(dest, '/');
+	DIR		   *d;
+	struct dirent *de;
+
+	if (slash == NULL)
+	{
+		strcpy(dir, ".");
+		base = dest;
+	}
+	else
+	{
+		snprintf(dir, sizeof(dir), "%.*s",
+				 slash == dest ? 1 : (int) (slash - dest), dest);
+		base = slash + 1;
+	}
+
+	d = opendir(dir);
+	if (d == NULL)
+		return;					/* creating the temporary file will say why */
+	while ((de = readdir(d)) != NULL)
+	{
+		char		prefix[WV_MAXPATH];
+		char		path[WV_MAXPATH];
+		long		pid;
+
+		if (!spool_temp_owner(de->d_name, &pid) || pid == (long) getpid())
+			continue;
+		snprintf(prefix, sizeof(prefix), "%s.%ld.", base, pid);
+		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+			continue;
+		if (kill((pid_t) pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) == 0)
+			wv_verbose("removed \"%s\", left by process %ld, which is gone",
+					   path, pid);
+	}
+	closedir(d);
+}
+
 static void
 fetch_test_hold(FetchSink *sink)
 {
@@ -387,6 +442,8 @@ wv_fetch(RestoreSource *source, const char *file_name,
 	char		temp_path[WV_MAXPATH];
 	FetchSink	sink;
 	WvContentSink content;
+
+	fetch_remove_stale_temps(dest);
 
 	if (!source->find(source, file_name, &file))
 	{

@@ -354,6 +354,8 @@ main(int argc, char **argv)
 
 	if (opts.jobs > 0)
 		return prefetch_restore(&opts);
+	/* no prefetcher will empty a spool a killed one left: we do */
+	spool_remove_orphan();
 	return wv_fetch(wv_open_source(&opts), opts.file_name, opts.kind,
 					opts.dest, 0, NULL);
 }

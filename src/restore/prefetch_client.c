@@ -188,6 +188,7 @@ prefetch_restore(const RestoreOptions *opts)
 	if (!wv_in_archive_recovery(&postmaster_pid))
 	{
 		wv_verbose("not run by a server in archive recovery: no prefetching");
+		spool_remove_orphan();
 		return client_fetch_direct(opts);
 	}
 

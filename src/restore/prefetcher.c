@@ -50,13 +50,15 @@
  * standby waiting at the end of the archive does not poll it N times over.
  *
  * Lifetime.  The prefetcher exits, killing its workers and emptying and
- * removing the spool, when no request came for --idle-timeout seconds,
- * when recovery ends (recovery.signal and standby.signal are gone), when
- * the postmaster it was started for is gone (checked every second, through
- * postmaster.pid and kill(0)), and on SIGTERM.  So it never outlives the
- * cluster by more than the idle timeout.  Killed with SIGKILL, it leaves a
- * spool that nothing serves from (spool.c); the next request finds a dead
- * socket and starts a new prefetcher, which empties it first.  Requests
+ * removing the spool, when it was idle for --idle-timeout seconds (no
+ * request came, no worker ran, no client was connected: a segment slower
+ * to fetch than the timeout is never abandoned), when recovery ends
+ * (recovery.signal and standby.signal are gone), when the postmaster it
+ * was started for is gone (checked every second, through postmaster.pid
+ * and kill(0)), and on SIGTERM.  So it never outlives the cluster by more
+ * than the idle timeout.  Killed with SIGKILL, it leaves a spool that
+ * nothing serves from (spool.c); the next request finds a dead socket and
+ * starts a new prefetcher, which empties it first.  Requests
  * whose postmaster pid is not the one the prefetcher watches are not
  * served from the spool.  Nor are requests whose archive key
  * (wv_archive_key(): a hash of the options that name the archive) is not
@@ -162,7 +164,7 @@ static struct
 	bool		have_asked;
 	uint32_t	asked_tli;
 	uint64_t	asked_segno;
-	struct timespec last_request;
+	struct timespec idle_since; /* the last request or work that ended */
 	char		notes[PF_MAX_NOTES][PF_NOTE_LEN];
 	int			nnotes;
 	int			notes_lost;
@@ -556,6 +558,7 @@ pf_reap(void)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 	{
 		pf.nworkers--;
+		clock_gettime(CLOCK_MONOTONIC, &pf.idle_since);
 		for (int i = 0; i < PF_MAX_ENTRIES; i++)
 			if (pf.entries[i].used && pf.entries[i].state == PF_FETCHING &&
 				pf.entries[i].pid == pid)
@@ -781,7 +784,6 @@ pf_conn_get(int c, const char *name, long postmaster_pid,
 		return;
 	}
 	snprintf(conn->name, sizeof(conn->name), "%s", name);
-	clock_gettime(CLOCK_MONOTONIC, &pf.last_request);
 
 	if (postmaster_pid != pf.postmaster_pid)
 	{
@@ -896,6 +898,7 @@ pf_conn_close(int c)
 {
 	PfConn	   *conn = &pf.conns[c];
 
+	clock_gettime(CLOCK_MONOTONIC, &pf.idle_since);
 	if (conn->state == PF_CONN_LENT && conn->entry >= 0 &&
 		pf.entries[conn->entry].used &&
 		pf.entries[conn->entry].state == PF_LENT &&
@@ -980,11 +983,17 @@ pf_answer_fetch(int c, const char *reason)
 	pf_send(c, "FETCH %s\n", reason);
 }
 
-/* Is there still a reason to live? */
+/*
+ * Is there still a reason to live?  Idle means nothing in flight: no
+ * worker (a fetch slower than the timeout is still wanted) and no client
+ * connected (waiting for its segment, or fetching it itself); the timeout
+ * counts from the moment the last of them ended.
+ */
 static void
 pf_watchdog(void)
 {
 	struct stat st;
+	bool		busy = pf.nworkers > 0;
 
 	if (pf_stop_requested)
 		pf_exit("terminated");
@@ -993,7 +1002,12 @@ pf_watchdog(void)
 		pf_exit("the server stopped");
 	if (stat("recovery.signal", &st) != 0 && stat("standby.signal", &st) != 0)
 		pf_exit("recovery ended");
-	if (pf_elapsed_ms(&pf.last_request) >= pf.opts->idle_timeout * 1000.0)
+	for (int c = 0; c < PF_MAX_CONNS; c++)
+		if (pf.conns[c].state != PF_CONN_FREE)
+			busy = true;
+	if (busy)
+		clock_gettime(CLOCK_MONOTONIC, &pf.idle_since);
+	else if (pf_elapsed_ms(&pf.idle_since) >= pf.opts->idle_timeout * 1000.0)
 		pf_exit("idle");
 }
 
@@ -1033,7 +1047,7 @@ prefetcher_main(const RestoreOptions *opts, long postmaster_pid, int ready_fd)
 	/* nothing a previous prefetcher left is ever served */
 	pf_sweep();
 	pf_listen();
-	clock_gettime(CLOCK_MONOTONIC, &pf.last_request);
+	clock_gettime(CLOCK_MONOTONIC, &pf.idle_since);
 	pf_note("prefetcher started (pid %ld, %d jobs, idle timeout %d s)",
 			(long) getpid(), opts->jobs, opts->idle_timeout);
 

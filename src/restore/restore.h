@@ -261,6 +261,7 @@ extern bool wv_in_archive_recovery(long *postmaster_pid);
 extern long wv_read_postmaster_pid(void);
 extern int	spool_lock(void);
 extern void spool_unlock_remove(int lock_fd);
+extern void spool_remove_orphan(void);
 extern bool spool_temp_owner(const char *name, long *pid);
 extern bool spool_segment_parse(const char *name, uint32_t seg_size,
 								uint32_t *tli, uint64_t *segno);

@@ -22,7 +22,12 @@
  * prefetcher that made it, which remembers it in memory, hands it out.  So
  * whatever a killed prefetcher leaves (half-written temporary files,
  * complete segments, a dead socket) is inert, and the next prefetcher, once
- * it holds the lock, empties the spool before anything else.
+ * it holds the lock, empties the spool before anything else.  When no
+ * prefetcher comes after (the prefetcher was killed, then recovery ended),
+ * the next restore that starts none, with or without -j, removes such a
+ * spool: one whose lock nobody holds (spool_remove_orphan()).  Nothing of
+ * ours runs after recovery ended, though: until the next restore in that
+ * data directory, the spool stays, at most --spool-size bytes.
  *
  * The lock is a POSIX record lock rather than flock(): it is not inherited
  * by the worker processes, so a worker that outlives a killed prefetcher by
@@ -39,6 +44,7 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -158,6 +164,44 @@ spool_unlock_remove(int lock_fd)
 	(void) unlink(WV_SPOOL_LOCK);
 	(void) rmdir(WV_SPOOL_DIR);
 	close(lock_fd);
+}
+
+/*
+ * Remove the spool if it is there and no prefetcher holds it: one killed
+ * left it.  A prefetcher that starts meanwhile finds it locked and gives
+ * up, which only costs speed.
+ */
+void
+spool_remove_orphan(void)
+{
+	struct stat st;
+	struct dirent *de;
+	DIR		   *d;
+	int			lock_fd;
+
+	if (lstat(WV_SPOOL_DIR, &st) != 0 || !S_ISDIR(st.st_mode))
+		return;
+	lock_fd = spool_lock();
+	if (lock_fd < 0)
+		return;
+	d = opendir(WV_SPOOL_DIR);
+	if (d != NULL)
+	{
+		while ((de = readdir(d)) != NULL)
+		{
+			char		path[WV_MAXPATH];
+
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+				strcmp(de->d_name, "prefetcher.lock") == 0)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", WV_SPOOL_DIR, de->d_name);
+			(void) unlink(path);
+		}
+		closedir(d);
+	}
+	wv_verbose("removed the prefetch spool \"%s\" that no prefetcher held",
+			   WV_SPOOL_DIR);
+	spool_unlock_remove(lock_fd);
 }
 
 /*
