@@ -75,17 +75,26 @@ foreach my $jobs ('', '-j 3')
 	write_archive_file($broken);
 	my $restored = PostgreSQL::Test::Cluster->new($name);
 	$restored->init_from_backup($node, 'base');
+
+	# The server becomes consistent (and pg_ctl returns) before it reaches
+	# the broken segment; then it must stop by itself.  Its request for that
+	# segment waits until the test has seen the start through (the harness
+	# reads postmaster.pid once pg_ctl returns, and the server must not be
+	# gone already): a file the test creates releases it.
+	my $go = $restored->basedir . '/go';
+	my $cmd = qq{sh -c 'if [ "\$1" = "$bad" ]; then while [ ! -e "$go" ]; do sleep 0.1; done; fi; exec pg_walvault_restore -v $jobs -d "$archive" "\$1" "\$2"' restore %f %p};
+	$cmd =~ s/'/''/g;
 	$restored->append_conf(
 		'postgresql.conf', qq{
 archive_mode = off
-restore_command = 'pg_walvault_restore -v $jobs -d "$archive" %f %p'
+restore_command = '$cmd'
 });
 	open(my $fh, '>', $restored->data_dir . '/recovery.signal') or die $!;
 	close $fh;
 
-	# The server becomes consistent (and pg_ctl returns) long before it
-	# reaches the broken segment; then it must stop by itself.
-	$restored->start(fail_ok => 1);
+	$restored->start;
+	open($fh, '>', $go) or die $!;
+	close $fh;
 	$restored->wait_for_log(
 		qr/FATAL: .*could not restore file "$bad" from archive: child process exited with exit code 255/
 	);
