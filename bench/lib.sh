@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 #
-# bench/lib.sh -- helpers shared by the scripts in bench/ (drain.sh,
-# overhead.sh, views.sh, history_reader.sh, restore.sh, soak.sh).  Sourced, not run:
+# bench/lib.sh -- helpers shared by the scripts in bench/ (drain.sh, s3_drain.sh,
+# overhead.sh, views.sh, history_reader.sh, restore.sh, s3_restore.sh,
+# soak.sh).  Sourced, not run:
 #
 #     . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #
@@ -43,6 +44,29 @@
 #   all_runs_details HEADER SEP ROW...   the folded "All runs" table
 #   publish_report NAME       copies $OUT to RESULTS_DIR/NAME-STAMP.md (or
 #                             PARENT when RESULTS_DIR is not writable), prints it
+#
+# Object store (s3_drain.sh, s3_restore.sh):
+#   s3_start                  Ceph radosgw + HAProxy (scripts/rgw.sh --proxy)
+#                             in WORK/rgw, stopped by cleanup; exports the
+#                             keys and a private AWS CLI config (path style)
+#                             (radosgw restarted with tcp_nodelay unless
+#                             S3_NODELAY=0: see there)
+#   s3_delay MS               the proxy holds every request MS ms from now on
+#   s3_probe                  "PROXY RGW": median ms of a listing through the
+#                             proxy and straight to radosgw
+#   s3_request METHOD PATH [CURL ARGS]   a SigV4-signed request straight to
+#                             radosgw (curl, no proxy, no latency)
+#   s3_keys PREFIX            "key<TAB>size" of every object under PREFIX/
+#   s3_get KEY FILE           downloads one object
+#   s3_delete PREFIX          removes every object under PREFIX/
+#   proxy_counters            "CONNECTIONS REQUESTS" HAProxy's frontend has
+#                             accepted (its stats socket, added by s3_start)
+#   S3_PIDS                   the store's processes (radosgw, OSD, monitor, HAProxy)
+#
+# CPU accounting (from /proc, in clock ticks; CLK_TCK a second):
+#   proc_ticks PID...         utime + stime + cutime + cstime of the PIDs
+#                             (their children waited for included)
+#   machine_ticks             "BUSY TOTAL" ticks of all CPUs since boot
 #
 # The calling script sets PG_BINDIR, PORT, KEEP, CMDLINE and OUT itself.
 #
@@ -113,6 +137,7 @@ cleanup() {
 	done
 	# a script's own teardown (unmounting, say) comes before the removal
 	! declare -F bench_teardown >/dev/null || bench_teardown || true
+	[[ -z ${S3_DIR:-} ]] || "$REPO_DIR/scripts/rgw.sh" stop "$S3_DIR" >/dev/null 2>&1 || true
 	if [[ $KEEP == 1 ]]; then
 		echo "work directory kept: $WORK$KEPT_NOTE"
 	else
@@ -303,4 +328,159 @@ publish_report() { # name
 	cat "$OUT"
 	echo
 	log "results written to $RESULT_FILE"
+}
+
+# ------------------------------------------------------- object store ----
+# s3_start: a throwaway S3 store, Ceph's radosgw with HAProxy in front
+# (scripts/rgw.sh start WORK/rgw --proxy; its watchdog stops it should this
+# script die without its EXIT trap).  Sets RGW_ENDPOINT, PROXY_ENDPOINT,
+# RGW_BUCKET, RGW_REGION, S3_DIR; exports AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY (the servers started later inherit them),
+# AWS_EC2_METADATA_DISABLED=true, the region and AWS_CONFIG_FILE, a private
+# config that makes the aws CLI address the bucket path-style.
+S3_EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+s3_start() {
+	local t0=$SECONDS
+	command -v curl >/dev/null || die "curl is needed"
+	S3_DIR=$WORK/rgw
+	"$REPO_DIR/scripts/rgw.sh" start "$S3_DIR" --proxy --owner $$ >"$WORK/rgw-start.log" 2>&1 ||
+		{ cat "$WORK/rgw-start.log" >&2; die "scripts/rgw.sh start failed"; }
+	# shellcheck disable=SC1091  # written by rgw.sh
+	. "$S3_DIR/env"
+	[[ -n $PROXY_ENDPOINT ]] || die "scripts/rgw.sh started no proxy"
+	export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+	export AWS_EC2_METADATA_DISABLED=true AWS_REGION=$RGW_REGION AWS_DEFAULT_REGION=$RGW_REGION
+	mkdir -p "$WORK/aws"
+	printf '[default]\nregion = %s\ns3 =\n    addressing_style = path\n' "$RGW_REGION" >"$WORK/aws/config"
+	export AWS_CONFIG_FILE=$WORK/aws/config AWS_SHARED_CREDENTIALS_FILE=$WORK/aws/credentials
+	((EUID != 0)) || chown -R postgres: "$WORK/aws"
+	# radosgw's default leaves Nagle's algorithm on: a small answer (a
+	# listing) sent in two writes waits for the ACK of the first, which
+	# HAProxy, on the connection to radosgw it reuses, delays by some 40 ms.
+	# Measured here: a ListObjectsV2 through the proxy at 0 ms took 47 ms,
+	# 4 ms straight to radosgw.  A real store answers at once; so does
+	# radosgw with tcp_nodelay (S3_NODELAY=0 keeps rgw.sh's setting).
+	if [[ ${S3_NODELAY:-1} == 1 ]]; then
+		sed -i 's/^\([[:space:]]*rgw frontends = beast .*\)$/\1 tcp_nodelay=1/' "$CEPH_CONF"
+		grep -q 'tcp_nodelay=1' "$CEPH_CONF" || die "could not set tcp_nodelay in $CEPH_CONF"
+		{ "$REPO_DIR/scripts/rgw.sh" stop-rgw "$S3_DIR" && "$REPO_DIR/scripts/rgw.sh" start-rgw "$S3_DIR"; } >>"$WORK/rgw-start.log" 2>&1 ||
+			{ cat "$WORK/rgw-start.log" >&2; die "could not restart radosgw with tcp_nodelay"; }
+	fi
+	# HAProxy's own counters (proxy_counters) need its stats socket
+	local pid
+	sed -i "s|^global\$|global\n\tstats socket $S3_DIR/proxy/stats.sock mode 600 level user|" "$S3_DIR/proxy/haproxy.cfg"
+	pid=$("$REPO_DIR/scripts/rgw.sh" pids "$S3_DIR" haproxy) || die "no HAProxy running"
+	kill -TERM "$pid"
+	for ((i = 0; i < 100; i++)); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
+	haproxy -D -f "$S3_DIR/proxy/haproxy.cfg" -p "$S3_DIR/proxy/haproxy.pid" >>"$S3_DIR/log/haproxy.log" 2>&1 ||
+		die "could not restart HAProxy with a stats socket"
+	for ((i = 0; i < 50; i++)); do [[ -S $S3_DIR/proxy/stats.sock ]] && break; sleep 0.1; done
+	proxy_counters >/dev/null || die "HAProxy's stats socket does not answer"
+	mapfile -t S3_PIDS < <("$REPO_DIR/scripts/rgw.sh" pids "$S3_DIR" all | awk '{ print $2 }')
+	((${#S3_PIDS[@]} >= 4)) || die "could not find the store's processes (scripts/rgw.sh pids)"
+	log "object store: radosgw $RGW_ENDPOINT, HAProxy $PROXY_ENDPOINT, bucket $RGW_BUCKET (ready in $((SECONDS - t0)) s)"
+}
+
+# s3_probe: median time in ms of 20 ListObjectsV2 requests (a new
+# connection each, curl) through the proxy and straight to radosgw, at the
+# proxy's current delay: what a request costs beyond that delay
+s3_probe() {
+	local ep n out=""
+	for ep in "$PROXY_ENDPOINT" "$RGW_ENDPOINT"; do
+		n=$(for ((i = 0; i < 20; i++)); do
+			curl -sS -f --max-time 30 --aws-sigv4 "aws:amz:$RGW_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+				-H "x-amz-content-sha256: $S3_EMPTY_SHA256" -o /dev/null -w '%{time_total}\n' \
+				"$ep/$RGW_BUCKET?list-type=2&prefix=probe%2F" || echo 999
+		done | sort -g | awk '{ a[NR] = $1 } END { printf "%.1f", 1000 * (a[10] + a[11]) / 2 }')
+		out+="$n "
+	done
+	echo "$out"
+}
+
+s3_delay() { # ms
+	echo "$1" >"$S3_DIR/proxy/delay_ms.tmp" && mv "$S3_DIR/proxy/delay_ms.tmp" "$S3_DIR/proxy/delay_ms"
+}
+
+# radosgw checks the signature of a query string only when its parameters
+# come sorted and percent-encoded, as curl signs them as they are
+s3_request() { # method path [curl args]: fails on an HTTP error
+	local method=$1 path=$2
+	shift 2
+	curl -sS -f --max-time 120 -X "$method" --aws-sigv4 "aws:amz:$RGW_REGION:s3" \
+		--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+		-H "x-amz-content-sha256: $S3_EMPTY_SHA256" "$@" "$RGW_ENDPOINT$path"
+}
+
+s3_keys() { # prefix
+	local after="" page q
+	while :; do
+		q="list-type=2&prefix=${1//\//%2F}%2F"
+		[[ -z $after ]] || q+="&start-after=${after//\//%2F}"
+		page=$(s3_request GET "/$RGW_BUCKET?$q") || return 1
+		printf '%s\n' "$page" | sed 's/<Contents>/\n/g' |
+			sed -n 's|^<Key>\([^<]*\)</Key>.*<Size>\([0-9]*\)</Size>.*|\1\t\2|p'
+		[[ $page == *'<IsTruncated>true</IsTruncated>'* ]] || break
+		after=$(printf '%s' "$page" | grep -o '<Key>[^<]*</Key>' | tail -1 | sed 's/<[^>]*>//g')
+	done
+}
+
+s3_get() { # key file
+	s3_request GET "/$RGW_BUCKET/$1" -o "$2"
+}
+
+# radosgw leaves the tail of a deleted object (past its first 4 MB) to its
+# garbage collector, which waits two hours: the memory of the OSD would
+# grow by every 16 MB segment ever archived.  So the collector runs at once.
+s3_delete() { # prefix: DeleteObjects, 1000 keys a request
+	local keys body sha md5
+	while :; do
+		keys=$(s3_keys "$1" | awk -F '\t' 'NR <= 1000 { print $1 }') || return 1
+		if [[ -z $keys ]]; then
+			radosgw-admin -c "$CEPH_CONF" gc process --include-all >/dev/null 2>&1 ||
+				log "WARNING: radosgw-admin gc process failed: the store keeps deleted objects in memory"
+			return 0
+		fi
+		body="<Delete><Quiet>true</Quiet>$(sed 's|.*|<Object><Key>&</Key></Object>|' <<<"$keys" | tr -d '\n')</Delete>"
+		sha=$(printf '%s' "$body" | sha256sum | cut -d' ' -f1)
+		md5=$(printf '%s' "$body" | openssl md5 -binary | base64)
+		curl -sS -f --max-time 120 --aws-sigv4 "aws:amz:$RGW_REGION:s3" \
+			--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+			-H "x-amz-content-sha256: $sha" -H "Content-MD5: $md5" -H 'Content-Type: application/xml' \
+			--data-binary "$body" -o /dev/null "$RGW_ENDPOINT/$RGW_BUCKET?delete=" || return 1
+	done
+}
+
+proxy_counters() { # "CONNECTIONS REQUESTS" the proxy's frontend accepted so far
+	perl -MIO::Socket::UNIX -e '
+		my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "$ARGV[0]: $!\n";
+		print $s "show stat\n";
+		my @lines = <$s>;
+		my $head = shift @lines;
+		$head =~ s/^# //;
+		chomp $head;
+		my @h = split /,/, $head;
+		my %col = map { $h[$_] => $_ } 0 .. $#h;
+		for (@lines) {
+			my @f = split /,/;
+			next unless @f > 2 && $f[0] eq "s3" && $f[1] eq "FRONTEND";
+			print "$f[$col{stot}] $f[$col{req_tot}]\n";
+			exit 0;
+		}
+		die "no frontend s3 in HAProxy stats\n";' "$S3_DIR/proxy/stats.sock"
+}
+
+# ------------------------------------------------------- CPU accounting ----
+# shellcheck disable=SC2034  # used by the scripts
+CLK_TCK=$(getconf CLK_TCK)
+proc_ticks() { # pids...
+	local p t sum=0
+	for p in "$@"; do
+		t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$p/stat" 2>/dev/null) || continue
+		sum=$((sum + ${t:-0}))
+	done
+	echo "$sum"
+}
+
+machine_ticks() {
+	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
 }
