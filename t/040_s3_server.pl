@@ -77,26 +77,31 @@ $s3->create_bucket('second');
 is($s3->put_object('k', $small, bucket => 'second'), 200, 'PUT in a second bucket');
 is_deeply([ $s3->list_keys('', bucket => 'second') ], ['k'], 'listed there only');
 
-# the proxy's latency: 10 sequential small PUTs
+# the proxy's latency: 10 sequential small PUTs, each held at least the
+# delay (a lower bound: load on the machine only makes them slower)
 sub timed_puts
 {
 	my ($n) = @_;
-	my $t0 = time;
+	my ($total, $shortest) = (0, undef);
 	for my $i (1 .. $n)
 	{
+		my $t0 = time;
 		my $st = $s3->put_object("delay/$i", $small, via_proxy => 1);
 		die "PUT through the proxy: $st" unless $st == 200;
+		my $t = time - $t0;
+		$total += $t;
+		$shortest = $t if !defined $shortest || $t < $shortest;
 	}
-	return time - $t0;
+	return ($total, $shortest);
 }
-my $fast = timed_puts(10);
+my ($fast) = timed_puts(10);
 $s3->set_delay_ms(100);
-my $slow = timed_puts(10);
+my ($slow, $shortest) = timed_puts(10);
 $s3->set_delay_ms(0);
 note sprintf('10 PUTs through the proxy: %.2f s without delay, %.2f s with 100 ms',
 	$fast, $slow);
 cmp_ok($slow, '>=', 1.0, '100 ms per request through the proxy');
-cmp_ok($slow - $fast, '>=', 0.9, '... which no delay lacks');
+cmp_ok($shortest, '>=', 0.1, '... every one of them held');
 
 # failures on demand: the next 2 requests
 $s3->fail_next(2);
