@@ -115,6 +115,10 @@ for ((i = 0; i < 3000; i++)); do
 	[[ $(psql_run -c "SELECT last_archived_wal >= '$LAST_SEG' FROM pg_stat_archiver") == t ]] && break
 	sleep 0.1
 done
+# what pg_walvault writes into an archive it fills: without it, restore
+# calls that miss a file (the end of the archive) are errors
+echo "system_identifier = $(psql_run -c 'SELECT system_identifier FROM pg_control_system()')" \
+	>"$PLAIN/pg_walvault.archive"
 pg_stop "$P"
 NSEG=$(count_archived "$PLAIN")
 WAL_MIB=$((NSEG * 16))

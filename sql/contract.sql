@@ -10,7 +10,7 @@ RESET client_min_messages;
 \pset format unaligned
 \pset tuples_only on
 
-SELECT plan(107);
+SELECT plan(115);
 
 -- views
 SELECT has_view('pg_stat_walvault');
@@ -106,6 +106,11 @@ SELECT col_type_is('pg_stat_walvault_store', 'stats_reset', 'timestamp with time
 -- functions
 SELECT has_function('pg_stat_walvault_reset', ARRAY['text']);
 SELECT function_returns('pg_stat_walvault_reset', ARRAY['text'], 'void');
+SELECT has_function('pg_walvault_verify', ARRAY['integer', 'boolean']);
+SELECT function_returns('pg_walvault_verify', ARRAY['integer', 'boolean'], 'setof record');
+SELECT is((SELECT pg_get_function_arguments('pg_walvault_verify'::regproc)),
+          'jobs integer DEFAULT 4, progress boolean DEFAULT false, OUT timeline integer, OUT kind text, OUT first_file text, OUT last_file text, OUT status text, OUT detail text',
+          'pg_walvault_verify: arguments, defaults and columns');
 
 -- privileges: pg_monitor reads, nobody else; nobody but superusers resets
 SELECT table_privs_are('pg_stat_walvault', 'pg_monitor', ARRAY['SELECT']);
@@ -118,6 +123,8 @@ SELECT table_privs_are('pg_stat_walvault_store', 'pg_monitor', ARRAY['SELECT']);
 SELECT table_privs_are('pg_stat_walvault_store', 'public', ARRAY[]::text[]);
 SELECT function_privs_are('pg_stat_walvault_reset', ARRAY['text'], 'public', ARRAY[]::text[]);
 SELECT function_privs_are('pg_stat_walvault_reset', ARRAY['text'], 'pg_monitor', ARRAY[]::text[]);
+SELECT function_privs_are('pg_walvault_verify', ARRAY['integer', 'boolean'], 'public', ARRAY[]::text[]);
+SELECT function_privs_are('pg_walvault_verify', ARRAY['integer', 'boolean'], 'pg_read_server_files', ARRAY['EXECUTE']);
 
 -- parameters
 SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.max_workers'), '4', 'max_workers defaults to 4');
@@ -142,6 +149,11 @@ SELECT throws_ok($$SET pg_walvault.max_workers = 2$$, '55P02', NULL,
                  'max_workers cannot be SET in a session');
 SELECT throws_ok($$SET pg_walvault.no_such_parameter = 1$$, '42602', NULL,
                  'the pg_walvault prefix is reserved');
+SELECT throws_ok($$SELECT * FROM pg_walvault_verify()$$, '55000',
+                 'no pg_walvault archive is configured',
+                 'pg_walvault_verify() needs an archive');
+SELECT throws_ok($$SELECT * FROM pg_walvault_verify(jobs => 0)$$, '22023',
+                 'jobs must be between 1 and 64', 'pg_walvault_verify() refuses 0 jobs');
 
 -- a role without grants can neither read nor reset; pg_monitor can read
 CREATE ROLE walvault_nobody;
@@ -155,6 +167,8 @@ SELECT throws_ok($$SELECT * FROM pg_stat_walvault_history$$, '42501', NULL,
                  'a role without grants cannot read the history');
 SELECT throws_ok($$SELECT * FROM pg_stat_walvault_store$$, '42501', NULL,
                  'a role without grants cannot read pg_stat_walvault_store');
+SELECT throws_ok($$SELECT * FROM pg_walvault_verify()$$, '42501', NULL,
+                 'a role without grants cannot verify the archive');
 RESET ROLE;
 SET ROLE walvault_monitor;
 SELECT lives_ok($$SELECT * FROM pg_stat_walvault$$, 'pg_monitor reads pg_stat_walvault');

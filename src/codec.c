@@ -11,9 +11,10 @@
  * walvault_codec_start() begins a new stream, walvault_codec_feed() pushes
  * input through it and hands every piece of output to a sink.
  *
- * What is written: a zstd frame with a content checksum, an lz4 frame (see
- * walvault_codec_start() on its checksum), or a gzip member (its trailer
- * has a CRC-32).  What is
+ * What is written: a zstd frame with a content checksum, an lz4 frame with
+ * a content checksum (since 1.3; see walvault_codec_start()), or a gzip
+ * member (its trailer has a CRC-32): a changed byte of a compressed file
+ * fails its decompression.  What is
  * read: one or more such frames or members in a row, as the command-line
  * tools accept; walvault_codec_finished() says whether the input ended at a
  * frame boundary, so that a truncated file is never taken for a whole one.
@@ -62,7 +63,8 @@ struct WalvaultCodec
 
 static bool codec_start_zstd(WalvaultCodec *codec, int level, size_t size,
 							 const char **err);
-static bool codec_start_lz4(WalvaultCodec *codec, int level, const char **err);
+static bool codec_start_lz4(WalvaultCodec *codec, int level, size_t size,
+							const char **err);
 static bool codec_start_gzip(WalvaultCodec *codec, int level,
 							 const char **err);
 static bool codec_step(WalvaultCodec *codec, const char **in, size_t *in_len,
@@ -123,12 +125,67 @@ walvault_codec_free(WalvaultCodec *codec)
 }
 
 /*
+ * Does a compressed file that begins with the len bytes at head carry a
+ * checksum of all of its content, content_size bytes?  A gzip member always
+ * ends with a CRC-32 of its content, and every member of a file is
+ * checked.  A zstd or lz4 frame has a content checksum only if its header
+ * says so (our lz4 frames before 1.3, and other writers', have none), and
+ * the first frame holds all of the content only if its header says so: a
+ * further frame could have no checksum.  What this returns true for,
+ * decompression has checked (or will check) byte for byte.
+ */
+bool
+walvault_codec_covers_content(WalvaultCodecMethod method,
+							  const unsigned char *head, size_t len,
+							  uint64_t content_size)
+{
+	switch (method)
+	{
+		case WALVAULT_CODEC_GZIP:
+			return len >= 2 && head[0] == 0x1f && head[1] == 0x8b;
+
+		case WALVAULT_CODEC_ZSTD:
+			/*
+			 * The magic number, then the frame header descriptor, whose bit
+			 * 2 is Content_Checksum_flag (RFC 8878, 3.1.1.1.1).
+			 */
+			return len >= 5 &&
+				head[0] == 0x28 && head[1] == 0xB5 && head[2] == 0x2F &&
+				head[3] == 0xFD && (head[4] & 0x04) != 0 &&
+				ZSTD_getFrameContentSize(head, len) == content_size;
+
+		case WALVAULT_CODEC_LZ4:
+			{
+				LZ4F_dctx  *dctx;
+				LZ4F_frameInfo_t info;
+				size_t		consumed = len;
+				size_t		rc;
+
+				if (LZ4F_isError(LZ4F_createDecompressionContext(&dctx,
+																 LZ4F_VERSION)))
+					return false;
+				memset(&info, 0, sizeof(info));
+				rc = LZ4F_getFrameInfo(dctx, &info, head, &consumed);
+				LZ4F_freeDecompressionContext(dctx);
+				return !LZ4F_isError(rc) &&
+					info.contentChecksumFlag == LZ4F_contentChecksumEnabled &&
+					info.contentSize == content_size;
+			}
+
+		case WALVAULT_CODEC_NONE:
+			break;
+	}
+	return false;
+}
+
+/*
  * Begin a new stream, forgetting whatever the previous one left (also after
  * an error).  level is the compression level, the library's own scale; 0
  * means its default (lz4: fast mode).  size, when not 0, is the exact size
  * of the input to come: zstd then sizes its tables to it (at level 22 a
  * 16 MB segment needs a fraction of the 700 MB it would take otherwise) and
- * records it in the frame.  Both are ignored when decompressing.
+ * records it in the frame; lz4 records it too.  Both are ignored when
+ * decompressing.
  */
 bool
 walvault_codec_start(WalvaultCodec *codec, int level, size_t size,
@@ -145,7 +202,7 @@ walvault_codec_start(WalvaultCodec *codec, int level, size_t size,
 		case WALVAULT_CODEC_ZSTD:
 			return codec_start_zstd(codec, level, size, err);
 		case WALVAULT_CODEC_LZ4:
-			return codec_start_lz4(codec, level, err);
+			return codec_start_lz4(codec, level, size, err);
 		case WALVAULT_CODEC_GZIP:
 			return codec_start_gzip(codec, level, err);
 	}
@@ -197,7 +254,8 @@ codec_start_zstd(WalvaultCodec *codec, int level, size_t size,
 }
 
 static bool
-codec_start_lz4(WalvaultCodec *codec, int level, const char **err)
+codec_start_lz4(WalvaultCodec *codec, int level, size_t size,
+				const char **err)
 {
 	size_t		rc;
 
@@ -229,15 +287,21 @@ codec_start_lz4(WalvaultCodec *codec, int level, const char **err)
 	}
 
 	/*
-	 * Frames as PostgreSQL's own lz4 users (pg_basebackup, the server side
-	 * of base backups) write them: 256 kB blocks, no content checksum.  On
-	 * our machines the checksum halved the speed of lz4, the one method
-	 * chosen for speed, and WAL needs it less than most data: every WAL
-	 * record carries a CRC-32C that recovery checks.
+	 * 256 kB blocks, as PostgreSQL's own lz4 users (pg_basebackup, the
+	 * server side of base backups) write them, but with a content checksum
+	 * (xxHash32 of the whole content), which they leave out: the record
+	 * CRCs of a segment do not cover every byte of it (the pieces of
+	 * records that cross its ends, the tail of a .partial), and a history
+	 * file has no checksum of its own.  It costs some of lz4's speed, the
+	 * reason lz4 is chosen; frames written before, without it, are still
+	 * read (decompression checks it only when the frame has one).
 	 */
 	memset(&codec->lz4_prefs, 0, sizeof(codec->lz4_prefs));
 	codec->lz4_prefs.compressionLevel = level;
 	codec->lz4_prefs.frameInfo.blockSizeID = LZ4F_max256KB;
+	codec->lz4_prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+	/* with the size, the frame says it holds all of the content */
+	codec->lz4_prefs.frameInfo.contentSize = size;
 	/* the staging buffer must hold the output of any piece */
 	if (LZ4F_compressBound(CODEC_LZ4_CHUNK, &codec->lz4_prefs) +
 		LZ4F_HEADER_SIZE_MAX > codec->bufsize)

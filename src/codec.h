@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum WalvaultCodecMethod
 {
@@ -43,6 +44,9 @@ extern bool walvault_codec_feed(WalvaultCodec *codec, const char *in,
 								WalvaultCodecSink sink, void *arg,
 								const char **err);
 extern bool walvault_codec_finished(const WalvaultCodec *codec);
+extern bool walvault_codec_covers_content(WalvaultCodecMethod method,
+										  const unsigned char *head,
+										  size_t len, uint64_t content_size);
 extern const char *walvault_codec_suffix(WalvaultCodecMethod method);
 
 /*

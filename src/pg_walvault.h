@@ -201,6 +201,13 @@ extern void walvault_trap_error(WalvaultSlot *slot, const char *file,
 								MemoryContext context);
 extern bool walvault_is_archivable_name(const char *file);
 extern const WalvaultTarget *walvault_archive_target(int *nset);
+
+/* archive_marker.c, and the object store's half in target_s3.c */
+extern void walvault_marker_ensure(const WalvaultTarget *target,
+								   const char *file);
+extern bool walvault_s3_marker_create(const char *content, char *existing,
+									  size_t size, size_t *len, char **where,
+									  const char *file);
 extern uint32 walvault_target_hash(void);
 extern void walvault_check_target(int elevel);
 extern void walvault_target_abort(void);

@@ -40,6 +40,11 @@
  * - Error responses are read into a small bounded buffer and only their
  *	 <Code> and <Message> are kept.  No message contains a credential.
  *
+ * - Every PUT stores the SHA-256 of its payload as the object's metadata
+ *	 (x-amz-meta-walvault-sha256), and a GET hands it back, so that the
+ *	 restore program can check every stored byte it downloads, long after
+ *	 the store checked the upload.
+ *
  * src/s3_client.c
  *
  *-------------------------------------------------------------------------
@@ -49,6 +54,7 @@
 #endif
 
 #include <ctype.h>
+#include <strings.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -105,7 +111,16 @@ typedef struct S3Request
 	uint64_t	delivered;		/* bytes given to the sink */
 	S3Buffer	response;		/* LIST's 2xx body, or an error body */
 	bool		interrupted;
+	char		sha256_meta[WV_S3_SHA256_HEX_LEN + 1];	/* from a GET, or "" */
 } S3Request;
+
+/* What a GET may ask for beyond the object */
+typedef struct S3GetOptions
+{
+	uint64_t	range_from;		/* the body from this byte on */
+	uint64_t	range_len;		/* that many bytes; 0: to its end */
+	char	   *sha256_meta;	/* gets the stored SHA-256, or "" */
+} S3GetOptions;
 
 static void s3_buffer_free(S3Buffer *buf);
 static bool s3_buffer_append(S3Buffer *buf, const char *data, size_t len);
@@ -119,9 +134,11 @@ static bool s3_object_url(WvS3 *s3, char *url, size_t size,
 static bool s3_bucket_url(WvS3 *s3, char *url, size_t size, const char *query);
 static size_t s3_write_cb(char *ptr, size_t size, size_t nmemb, void *arg);
 static size_t s3_read_cb(char *ptr, size_t size, size_t nmemb, void *arg);
+static size_t s3_header_cb(char *ptr, size_t size, size_t nmemb, void *arg);
 static int	s3_progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 						   curl_off_t ultotal, curl_off_t ulnow);
 static WvS3Status s3_perform(WvS3 *s3, const char *method, const char *url,
+							 const S3GetOptions *get,
 							 const WvS3Body *body, const WvS3Sink *sink,
 							 bool if_none_match, S3Request *req,
 							 WvS3Error *err);
@@ -620,6 +637,34 @@ s3_write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 	return len;
 }
 
+/*
+ * libcurl gives us a response header line: keep the SHA-256 stored with the
+ * object.  Header names are case-insensitive.
+ */
+static size_t
+s3_header_cb(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	S3Request  *req = (S3Request *) arg;
+	size_t		len = size * nmemb;
+	size_t		name_len = strlen(WV_S3_SHA256_META ":");
+
+	if (len > name_len && strncasecmp(ptr, WV_S3_SHA256_META ":", name_len) == 0)
+	{
+		const char *v = ptr + name_len;
+		const char *end = ptr + len;
+		size_t		n = 0;
+
+		while (v < end && (*v == ' ' || *v == '\t'))
+			v++;
+		while (v + n < end && isxdigit((unsigned char) v[n]) &&
+			   n < WV_S3_SHA256_HEX_LEN)
+			n++;
+		memcpy(req->sha256_meta, v, n);
+		req->sha256_meta[n] = '\0';
+	}
+	return len;
+}
+
 /* libcurl wants more of the PUT's body. */
 static size_t
 s3_read_cb(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -789,7 +834,7 @@ s3_curl_transient(CURLcode rc)
  */
 static WvS3Status
 s3_perform(WvS3 *s3, const char *method, const char *url,
-		   const WvS3Body *body, const WvS3Sink *sink, bool if_none_match,
+		   const S3GetOptions *get, const WvS3Body *body, const WvS3Sink *sink, bool if_none_match,
 		   S3Request *req, WvS3Error *err)
 {
 	char		credential_error[512];
@@ -882,6 +927,9 @@ s3_perform(WvS3 *s3, const char *method, const char *url,
 		{
 			headers = curl_slist_append(headers,
 										"Content-Type: application/octet-stream");
+			snprintf(header, sizeof(header), "%s: %s", WV_S3_SHA256_META,
+					 body->sha256_hex);
+			headers = curl_slist_append(headers, header);
 			if (if_none_match)
 				headers = curl_slist_append(headers, "If-None-Match: *");
 			if (s3->config.storage_class[0] != '\0')
@@ -900,6 +948,25 @@ s3_perform(WvS3 *s3, const char *method, const char *url,
 		}
 		else if (strcmp(method, "HEAD") == 0)
 			curl_easy_setopt(s3->curl, CURLOPT_NOBODY, 1L);
+		if (get != NULL)
+		{
+			curl_easy_setopt(s3->curl, CURLOPT_HEADERFUNCTION, s3_header_cb);
+			curl_easy_setopt(s3->curl, CURLOPT_HEADERDATA, req);
+			if (get->range_len > 0)
+			{
+				snprintf(header, sizeof(header), "Range: bytes=%llu-%llu",
+						 (unsigned long long) get->range_from,
+						 (unsigned long long) (get->range_from +
+											   get->range_len - 1));
+				headers = curl_slist_append(headers, header);
+			}
+			else if (get->range_from > 0)
+			{
+				snprintf(header, sizeof(header), "Range: bytes=%llu-",
+						 (unsigned long long) get->range_from);
+				headers = curl_slist_append(headers, header);
+			}
+		}
 		if (headers == NULL)
 		{
 			s3_set_error(err, 0, false, "out of memory");
@@ -1013,7 +1080,8 @@ wv_s3_put(WvS3 *s3, const char *name, const WvS3Body *body,
 
 	if (!s3_object_url(s3, url, sizeof(url), name, err))
 		return WV_S3_ERROR;
-	status = s3_perform(s3, "PUT", url, body, NULL, if_none_match, &req, err);
+	status = s3_perform(s3, "PUT", url, NULL, body, NULL, if_none_match, &req,
+						err);
 	s3_buffer_free(&req.response);
 	return status;
 }
@@ -1021,13 +1089,34 @@ wv_s3_put(WvS3 *s3, const char *name, const WvS3Body *body,
 WvS3Status
 wv_s3_get(WvS3 *s3, const char *name, const WvS3Sink *sink, WvS3Error *err)
 {
+	return wv_s3_get_from(s3, name, 0, 0, sink, NULL, err);
+}
+
+/*
+ * A GET of length bytes of the object from byte offset on (to its end with
+ * length 0; all of it with both 0); sha256_meta, if not NULL
+ * (WV_S3_SHA256_HEX_LEN + 1 bytes), gets the SHA-256 stored with the
+ * object at its PUT, or "" if it has none (stored before).
+ */
+WvS3Status
+wv_s3_get_from(WvS3 *s3, const char *name, uint64_t offset, uint64_t length,
+			   const WvS3Sink *sink, char *sha256_meta, WvS3Error *err)
+{
 	char		url[S3_URL_MAX];
 	S3Request	req;
+	S3GetOptions get;
 	WvS3Status	status;
 
+	if (sha256_meta != NULL)
+		sha256_meta[0] = '\0';
 	if (!s3_object_url(s3, url, sizeof(url), name, err))
 		return WV_S3_ERROR;
-	status = s3_perform(s3, "GET", url, NULL, sink, false, &req, err);
+	get.range_from = offset;
+	get.range_len = length;
+	get.sha256_meta = sha256_meta;
+	status = s3_perform(s3, "GET", url, &get, NULL, sink, false, &req, err);
+	if (status == WV_S3_OK && sha256_meta != NULL)
+		memcpy(sha256_meta, req.sha256_meta, sizeof(req.sha256_meta));
 	s3_buffer_free(&req.response);
 	return status;
 }
@@ -1041,7 +1130,7 @@ wv_s3_head(WvS3 *s3, const char *name, uint64_t *size, WvS3Error *err)
 
 	if (!s3_object_url(s3, url, sizeof(url), name, err))
 		return WV_S3_ERROR;
-	status = s3_perform(s3, "HEAD", url, NULL, NULL, false, &req, err);
+	status = s3_perform(s3, "HEAD", url, NULL, NULL, NULL, false, &req, err);
 	if (status == WV_S3_OK && size != NULL)
 	{
 		curl_off_t	len = -1;
@@ -1112,7 +1201,8 @@ wv_s3_list(WvS3 *s3, const char *name_prefix, WvS3ListCallback found,
 			return WV_S3_ERROR;
 		}
 
-		status = s3_perform(s3, "GET", url, NULL, NULL, false, &req, err);
+		status = s3_perform(s3, "GET", url, NULL, NULL, NULL, false, &req,
+							err);
 		if (status == WV_S3_NOT_FOUND)
 		{
 			/* a 404 on the bucket itself is never "not found" */

@@ -44,6 +44,9 @@
 #define WV_S3_KEY_MAX		1024
 #define WV_S3_CODE_MAX		64
 #define WV_S3_MESSAGE_MAX	512
+/* the object metadata holding the SHA-256 of what was stored (every PUT) */
+#define WV_S3_SHA256_META	"x-amz-meta-walvault-sha256"
+#define WV_S3_SHA256_HEX_LEN	64
 
 /* Defaults of the timeouts and of the retries */
 #define WV_S3_DEFAULT_CONNECT_TIMEOUT_MS	10000
@@ -195,6 +198,9 @@ extern WvS3Status wv_s3_put(WvS3 *s3, const char *name, const WvS3Body *body,
 							bool if_none_match, WvS3Error *err);
 extern WvS3Status wv_s3_get(WvS3 *s3, const char *name, const WvS3Sink *sink,
 							WvS3Error *err);
+extern WvS3Status wv_s3_get_from(WvS3 *s3, const char *name, uint64_t offset,
+								 uint64_t length, const WvS3Sink *sink,
+								 char *sha256_meta, WvS3Error *err);
 extern WvS3Status wv_s3_head(WvS3 *s3, const char *name, uint64_t *size,
 							 WvS3Error *err);
 

@@ -99,6 +99,7 @@ static bool sfile_write(const char *path, uint32 magic, const void *part1,
 						size_t len1, const void *part2, size_t len2);
 static bool sfile_open(SfileReader *r, const char *path, uint32 magic);
 static bool sfile_read(SfileReader *r, void *buf, size_t len);
+static void sfile_terminate_name(char *name, size_t size);
 static bool sfile_check_crc(SfileReader *r);
 static void sfile_close(SfileReader *r);
 static void sfile_reject(SfileReader *r, const char *detail_fmt,...) pg_attribute_printf(2, 3);
@@ -133,8 +134,28 @@ walvault_stats_load(void)
 		return;
 	sfile_close(&r);
 
+	/*
+	 * The CRC says the file holds what was written, not that we wrote it:
+	 * before anything reads them as strings, they end within their arrays,
+	 * and what is shown as a WAL file's name is one.
+	 */
+	sfile_terminate_name(c.stats.last_archived_wal,
+						 sizeof(c.stats.last_archived_wal));
+	sfile_terminate_name(c.stats.last_failed_wal,
+						 sizeof(c.stats.last_failed_wal));
+	c.stats.last_error[sizeof(c.stats.last_error) - 1] = '\0';
+
 	walvault_stats_set(&c.stats);
 	walvault_shared->loaded_token = c.token;
+}
+
+/* A WAL file name loaded from a file: terminated, and emptied if not one */
+static void
+sfile_terminate_name(char *name, size_t size)
+{
+	name[size - 1] = '\0';
+	if (name[0] != '\0' && !walvault_is_archivable_name(name))
+		name[0] = '\0';
 }
 
 /*

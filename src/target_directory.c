@@ -162,6 +162,9 @@ cdir_archive(const char *file, const char *path, uint64 *stored)
 	/* pg_wal would find every file there, as itself: refused first */
 	(void) cdir_outside_data_directory(dir, ERROR);
 
+	/* the archive carries this system's marker before any file */
+	walvault_marker_ensure(&walvault_target_directory, file);
+
 	/* in the archive already, under any name the restore program reads? */
 	for (int i = 0; i < WALVAULT_CODEC_LOOKUP_COUNT; i++)
 	{

@@ -65,6 +65,7 @@
 #include "compat.h"
 #include "pg_walvault.h"
 #include "s3_client.h"
+#include "wal_names.h"
 
 /* Most payload kept in memory (see the header) */
 #define TS3_MEMORY_MAX	(16 * 1024 * 1024)
@@ -190,6 +191,9 @@ ts3_archive(const char *file, const char *path, uint64 *stored)
 	WvS3Status	status;
 	char		name[WALVAULT_FNAME_LEN + 8];
 	int			method;
+
+	/* the archive carries this system's marker before any file */
+	walvault_marker_ensure(&walvault_target_s3, file);
 
 	/* in the archive already, under any name the restore program reads? */
 	method = ts3_find(s3, file);
@@ -901,4 +905,168 @@ ts3_raise(WvS3Status status, const WvS3Error *err, const char *action,
 			 errdetail_plural("%d attempt was made.", "%d attempts were made.",
 							  err->attempts, err->attempts),
 			 errhint("%s", hint)));
+}
+
+/* A marker's content, as a PUT body read from memory */
+typedef struct Ts3MemBody
+{
+	const char *data;
+	size_t		len;
+	size_t		pos;
+} Ts3MemBody;
+
+static size_t
+ts3_mem_read(void *arg, char *buf, size_t len)
+{
+	Ts3MemBody *mem = (Ts3MemBody *) arg;
+	size_t		n = Min(len, mem->len - mem->pos);
+
+	memcpy(buf, mem->data + mem->pos, n);
+	mem->pos += n;
+	return n;
+}
+
+static bool
+ts3_mem_rewind(void *arg)
+{
+	((Ts3MemBody *) arg)->pos = 0;
+	return true;
+}
+
+/* A marker read back: kept up to its buffer's size, the rest ignored */
+typedef struct Ts3MemSink
+{
+	char	   *buf;
+	size_t		size;
+	size_t		len;
+} Ts3MemSink;
+
+static bool
+ts3_mem_write(void *arg, const char *data, size_t len)
+{
+	Ts3MemSink *mem = (Ts3MemSink *) arg;
+	size_t		n = Min(len, mem->size - mem->len);
+
+	memcpy(mem->buf + mem->len, data, n);
+	mem->len += n;
+	return true;
+}
+
+static bool
+ts3_mem_reset(void *arg)
+{
+	((Ts3MemSink *) arg)->len = 0;
+	return true;
+}
+
+/*
+ * GET name into existing; false if there is no such object.  A LIST asks
+ * first: "not there" is then an answer, not a failed request (404) in
+ * pg_stat_walvault_store.
+ */
+static bool
+ts3_marker_get(WvS3 *s3, const char *name, char *existing, size_t size,
+			   size_t *len, const char *file)
+{
+	Ts3MemSink	mem = {existing, size, 0};
+	WvS3Sink	sink;
+	WvS3Error	err;
+	WvS3Status	status;
+	WalvaultCodecMethod method;
+	uint64_t	stored_size;
+
+	pgstat_report_wait_start(walvault_wait_event(WALVAULT_WAIT_STORE_READ));
+	status = wv_s3_find_archived(s3, name, &method, &stored_size, &err);
+	pgstat_report_wait_end();
+	if (status == WV_S3_NOT_FOUND)
+		return false;
+	if (status == WV_S3_INTERRUPTED)
+		ts3_interrupted(file);
+	if (status != WV_S3_OK)
+		ts3_raise(status, &err, "list", name);
+	if (method != WALVAULT_CODEC_NONE)
+		return false;			/* only "name.zst" and the like: not it */
+
+	sink.arg = &mem;
+	sink.write = ts3_mem_write;
+	sink.reset = ts3_mem_reset;
+	pgstat_report_wait_start(walvault_wait_event(WALVAULT_WAIT_STORE_READ));
+	status = wv_s3_get(s3, name, &sink, &err);
+	pgstat_report_wait_end();
+	if (status == WV_S3_NOT_FOUND)
+		return false;
+	if (status == WV_S3_INTERRUPTED)
+		ts3_interrupted(file);
+	if (status != WV_S3_OK)
+		ts3_raise(status, &err, "read", name);
+	*len = mem.len;
+	return true;
+}
+
+/*
+ * The archive's marker in the object store (archive_marker.c): if there is
+ * one, read it into existing (size bytes at most) and return false; if
+ * not, upload content, never replacing one written meanwhile, and return
+ * true.  *where names the object, for messages.
+ */
+bool
+walvault_s3_marker_create(const char *content, char *existing, size_t size,
+						  size_t *len, char **where, const char *file)
+{
+	WvS3	   *s3 = ts3_get_client();
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	char		sha256[2 * PG_SHA256_DIGEST_LENGTH + 1];
+	Ts3MemBody	mem = {content, strlen(content), 0};
+	WvS3Body	body;
+	WvS3Error	err;
+	WvS3Status	status;
+	ResourceOwner save_owner;
+
+	*where = psprintf("s3://%s/%s%s%s", ts3_settings.bucket,
+					  ts3_settings.prefix, ts3_settings.prefix[0] ? "/" : "",
+					  WALVAULT_MARKER_NAME);
+	if (ts3_marker_get(s3, WALVAULT_MARKER_NAME, existing, size, len, file))
+		return false;
+
+	/* the hash needs a resource owner, which a worker has none of */
+	if (ts3_owner == NULL)
+		ts3_owner = ResourceOwnerCreate(NULL, "pg_walvault upload");
+	save_owner = CurrentResourceOwner;
+	CurrentResourceOwner = ts3_owner;
+	ts3_hash = pg_cryptohash_create(PG_SHA256);
+	CurrentResourceOwner = save_owner;
+	if (ts3_hash == NULL || pg_cryptohash_init(ts3_hash) < 0 ||
+		pg_cryptohash_update(ts3_hash, (const uint8 *) mem.data, mem.len) < 0 ||
+		pg_cryptohash_final(ts3_hash, digest, sizeof(digest)) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute a SHA-256 checksum: %s",
+						pg_cryptohash_error(ts3_hash))));
+	ts3_abort();
+	for (int i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
+		snprintf(sha256 + 2 * i, 3, "%02x", digest[i]);
+
+	body.length = mem.len;
+	body.sha256_hex = sha256;
+	body.arg = &mem;
+	body.read = ts3_mem_read;
+	body.rewind = ts3_mem_rewind;
+	status = wv_s3_put(s3, WALVAULT_MARKER_NAME, &body, true, &err);
+	if (status == WV_S3_OK)
+	{
+		ts3_end_transfer();
+		return true;
+	}
+	if (status == WV_S3_INTERRUPTED)
+		ts3_interrupted(file);
+	if (status != WV_S3_EXISTS)
+		ts3_raise(status, &err, "upload", WALVAULT_MARKER_NAME);
+
+	/* another worker was first: its marker is judged */
+	if (!ts3_marker_get(s3, WALVAULT_MARKER_NAME, existing, size, len, file))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("archive marker \"%s\" disappeared as it was written",
+						*where)));
+	return false;
 }

@@ -13,6 +13,9 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "wal_names.h"
@@ -55,4 +58,73 @@ walvault_classify_name(const char *name)
 		return WALVAULT_FILE_BACKUP_HISTORY;
 
 	return WALVAULT_FILE_INVALID;
+}
+
+/*
+ * The marker's content for system sysid; created says when, for people.
+ * Returns what snprintf returns.
+ */
+int
+walvault_marker_format(char *buf, size_t size, uint64_t sysid,
+					   const char *created)
+{
+	return snprintf(buf, size,
+					"# A pg_walvault WAL archive: pg_walvault_restore needs this file\n"
+					"# to tell \"not archived\" from \"archive not there\".  Keep it.\n"
+					"system_identifier = %llu\n"
+					"created = %s\n",
+					(unsigned long long) sysid, created);
+}
+
+/*
+ * Read the system identifier from a marker's content (len bytes, not
+ * necessarily terminated).  false if there is no valid one: the
+ * "system_identifier = DIGITS" line is missing, malformed or repeated.
+ */
+bool
+walvault_marker_parse(const char *content, size_t len, uint64_t *sysid)
+{
+	static const char key[] = "system_identifier";
+	char		text[WALVAULT_MARKER_MAX + 1];
+	char	   *line;
+	char	   *next;
+	bool		found = false;
+
+	if (len > WALVAULT_MARKER_MAX || memchr(content, '\0', len) != NULL)
+		return false;
+	memcpy(text, content, len);
+	text[len] = '\0';
+
+	for (line = text; line != NULL && *line != '\0'; line = next)
+	{
+		char	   *p = line;
+		char	   *end;
+		unsigned long long value;
+
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		if (strncmp(p, key, sizeof(key) - 1) != 0)
+			continue;
+		p += sizeof(key) - 1;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p++ != '=')
+			return false;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p < '0' || *p > '9' || found)
+			return false;
+		errno = 0;
+		value = strtoull(p, &end, 10);
+		if (errno != 0)
+			return false;
+		while (*end == ' ' || *end == '\t' || *end == '\r')
+			end++;
+		if (*end != '\0' || value == 0)
+			return false;
+		*sysid = (uint64_t) value;
+		found = true;
+	}
+	return found;
 }

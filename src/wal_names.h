@@ -18,6 +18,8 @@
 #define WALVAULT_WAL_NAMES_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef enum WalvaultFileKind
 {
@@ -32,5 +34,22 @@ typedef enum WalvaultFileKind
 #define WALVAULT_MAX_NAME_LEN	40
 
 extern WalvaultFileKind walvault_classify_name(const char *name);
+
+/*
+ * The archive's marker: a small text file (an object in a store) beside the
+ * archived files, written by the module the first time it archives there
+ * (archive_marker.c) and required by the restore program before it may say
+ * that a file is not in the archive (restore/marker.c).  It names the
+ * database system whose WAL the archive holds, one "key = value" per line.
+ * Its name is not one walvault_classify_name() accepts: it never collides
+ * with an archived file.
+ */
+#define WALVAULT_MARKER_NAME	"pg_walvault.archive"
+#define WALVAULT_MARKER_MAX		1024	/* larger is not a marker */
+
+extern int	walvault_marker_format(char *buf, size_t size, uint64_t sysid,
+								   const char *created);
+extern bool walvault_marker_parse(const char *content, size_t len,
+								  uint64_t *sysid);
 
 #endif							/* WALVAULT_WAL_NAMES_H */

@@ -163,5 +163,54 @@ tamper(
 	sub { truncate($_[0], (-s $_[0]) - 1) or die $! },
 	qr/The file has \d+ bytes, \d+ were expected for \d+ samples\./);
 
+# CRC-32C, as pg_crc32c computes it
+sub crc32c
+{
+	my ($data) = @_;
+	my @table;
+	for my $i (0 .. 255)
+	{
+		my $c = $i;
+		$c = ($c & 1) ? (($c >> 1) ^ 0x82F63B78) : ($c >> 1) for 1 .. 8;
+		$table[$i] = $c;
+	}
+	my $crc = 0xFFFFFFFF;
+	$crc = ($crc >> 8) ^ $table[ ($crc ^ $_) & 0xFF ] for unpack('C*', $data);
+	return $crc ^ 0xFFFFFFFF;
+}
+
+# --- a counters file with a valid checksum is still not trusted with its
+# strings: they end within their arrays, a name that is not a WAL file's is
+# not shown
+archive_one_failure($node);
+archive_some();
+my ($failed, $error) = split /\|/,
+  $node->safe_psql('postgres',
+	'SELECT last_failed_wal, last_error FROM pg_stat_walvault');
+$node->stop;
+{
+	open(my $fh, '<', $statfile) or die $!;
+	binmode $fh;
+	local $/;
+	my $body = substr(<$fh>, 0, -4);
+	close $fh;
+	my $e = index($body, substr($error, 0, 40));
+	my $f = index($body, "$failed\0");
+	die "last_error or last_failed_wal not found in $statfile"
+	  unless $e > 0 && $f > 0;
+	substr($body, $e, 512) = 'A' x 512;    # all of last_error, no NUL
+	substr($body, $f, 24) = 'X' x 24;      # not the name of a WAL file
+	open($fh, '>', $statfile) or die $!;
+	binmode $fh;
+	print $fh $body, pack('V', crc32c($body));
+	close $fh;
+}
+$node->start;
+is( $node->safe_psql('postgres',
+		"SELECT length(last_error), last_error = repeat('A', 511), coalesce(last_failed_wal, '') FROM pg_stat_walvault"
+	),
+	'511|t|',
+	'strings loaded from the counters file end within their arrays; a bad name is dropped');
+
 $node->stop;
 done_testing();

@@ -29,6 +29,8 @@ mkdir $_ or die "mkdir $_: $!" for ($archive, $data, "$data/pg_wal", "$data/glob
 write_file("$data/PG_VERSION", "$MAJOR\n");
 write_file("$data/global/pg_control", pack('Q<', $SYSID) . ("\0" x 8184));
 write_file("$data/recovery.signal", '');
+# the marker pg_walvault writes: "not found" is said only with it (t/054)
+write_marker($archive, $SYSID);
 
 # A process that stands for the postmaster.
 my $postmaster;

@@ -240,6 +240,12 @@ sub restore_fails
 ### Not in the store: 1, for the exact names only
 ###
 {
+	# only of an archive that carries its marker (t/054): a prefix without
+	# one is not there, a wrong prefix say
+	restore_fails(seg_name(0x0F),
+		qr/error: s3:\/\/\Q$bucket\E\/$PREFIX at .* has no archive marker "pg_walvault.archive"/,
+		'missing segment, no marker');
+	put('pg_walvault.archive', '', "system_identifier = $SYSID\n");
 	restore_fails(seg_name(0x0F), qr/^$/, 'missing segment', rc => 1);
 
 	restore_fails(seg_name(0x0F),
@@ -262,9 +268,12 @@ sub restore_fails
 	# the prefix is a "directory": another one's objects are not ours
 	put_segment(0x11);
 	unlink "$data/pg_wal/RECOVERYXLOG";
-	my ($rc) = run_restore('-u', "s3://$bucket/mai", @store, seg_name(0x11),
-		'pg_wal/RECOVERYXLOG');
-	is($rc, 1, 'a prefix that is only the start of another: exit code 1');
+	my ($rc, $err) = run_restore('-u', "s3://$bucket/mai", @store,
+		seg_name(0x11), 'pg_wal/RECOVERYXLOG');
+	is($rc, $FATAL,
+		'a prefix that is only the start of another: not an archive, error');
+	like($err, qr/has no archive marker/,
+		'a prefix that is only the start of another: its marker is not ours');
 }
 
 ###

@@ -220,6 +220,8 @@ ok((grep { /\.backup$/ && $round_of{$_} eq 'off' } keys %round_of),
 # round's name (no temporary object, no duplicate, nothing elsewhere).
 my @expected = sort map { "$primary->{prefix}/$_$suffix{$round_of{$_}}" }
   keys %round_of;
+# and the archive's marker (t/046)
+@expected = sort(@expected, "$primary->{prefix}/pg_walvault.archive");
 my @keys = $s3->list_keys('clusters/');
 is_deeply(\@keys, \@expected,
 	'the store holds exactly the archived files under the prefix, named by their compression'

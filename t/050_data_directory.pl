@@ -68,6 +68,9 @@ ok($node->log_contains(qr/ERROR:  pg_walvault.archive_directory "\Q$data\/pg_wal
 	'the failure is logged');
 is(join(', ', archive_files("$data/archive_inside"), archive_files("$data/pg_wal/archive")),
 	'', 'nothing was written inside the data directory');
+is(join(', ', grep { -e "$_/pg_walvault.archive" }
+		  ("$data/pg_wal", "$data/pg_wal/archive", "$data/archive_inside")),
+	'', 'nor an archive marker');
 
 # at start too
 my $offset = -s $node->logfile;

@@ -14,17 +14,21 @@ use PostgreSQL::Test::Utils;
 use Time::HiRes qw(usleep);
 
 our @EXPORT = qw(%MAGIC $MAJOR fake_segment write_file read_file
-  wait_until spool_segments);
+  wait_until spool_segments write_marker crc32c_update wal_page_header);
 
 our %MAGIC = (15 => 0xD110, 16 => 0xD113, 17 => 0xD116, 18 => 0xD118);
 our ($MAJOR) = `pg_config --version` =~ /PostgreSQL (\d+)/
   or die 'cannot tell the server version';
 
 # fake_segment(name => ..., size => ..., seg_size => ..., seed => ...,
-#     sysid => ..., tli => ..., magic => ..., info => ...)
+#     sysid => ..., tli => ..., magic => ..., info => ..., switch_page => ...)
 #
 # The name gives the WAL location of every page; seg_size (default: size) is
-# what the first page says; the pattern between headers depends on seed.
+# what the first page says.  Each page holds one WAL record that fills it
+# (a no-op of the XLOG resource manager, with a valid CRC-32C and xl_prev),
+# whose data is a pattern that depends on seed.  With switch_page, the
+# record on that page is an XLOG_SWITCH, and the server's zeroes follow it
+# to the end of the segment.
 sub fake_segment
 {
 	my (%opt) = @_;
@@ -43,17 +47,51 @@ sub fake_segment
 	my $start = ($log * $segs_per_id + $seg) * $seg_size;
 	my $pattern = pack('N*',
 		map { ($_ * 2654435761 + $seed * 97) % 4294967296 } 0 .. 2047);
+	my %data_crc;
 	my @pages;
 	for (my $off = 0; $off < $size; $off += $blcksz)
 	{
+		my $page = $off / $blcksz;
+		if (defined $opt{switch_page} && $page > $opt{switch_page})
+		{
+			push @pages, "\0" x $blcksz;
+			next;
+		}
 		my $header =
 		  $off == 0
 		  ? pack('v v V Q< V x4 Q< V V',
 			$magic, $info, $tli, $start, 0, $sysid, $seg_size, $blcksz)
 		  : pack('v v V Q< V x4', $magic, 0, $tli, $start + $off, 0);
-		push @pages, $header . substr($pattern, length($header));
+		my $lsn = $start + $off + length($header);
+		# the previous page's record, which began after its header
+		my $prev = $start + $off - $blcksz + ($off == $blcksz ? 40 : 24);
+		my $switch = defined $opt{switch_page} && $page == $opt{switch_page};
+		my $data = $switch ? '' : substr($pattern, length($header) + 24);
+		# XLOG_NOOP (0x20) or XLOG_SWITCH (0x40) of RM_XLOG_ID (0)
+		my $rec = pack('V V Q< C C x2', 24 + length($data), 0, $prev,
+			$switch ? 0x40 : 0x20, 0);
+		$data_crc{$data} //= crc32c_update(0xFFFFFFFF, $data);
+		my $crc = crc32c_update($data_crc{$data}, $rec) ^ 0xFFFFFFFF;
+		my $content = $header . $rec . pack('V', $crc) . $data;
+		push @pages, $content . ("\0" x ($blcksz - length($content)));
 	}
 	return substr(join('', @pages), 0, $size);
+}
+
+my @CRC32C_TABLE = map {
+	my $c = $_;
+	$c = ($c & 1) ? ($c >> 1) ^ 0x82F63B78 : $c >> 1 for 1 .. 8;
+	$c;
+} 0 .. 255;
+
+# crc32c_update($crc, $bytes): the CRC-32C register after $bytes (no final
+# inversion), as PostgreSQL's COMP_CRC32C.
+sub crc32c_update
+{
+	my ($crc, $bytes) = @_;
+	$crc = $CRC32C_TABLE[ ($crc ^ $_) & 0xFF ] ^ ($crc >> 8)
+	  for unpack('C*', $bytes);
+	return $crc;
 }
 
 sub write_file
@@ -97,6 +135,28 @@ sub spool_segments
 	my @names = sort grep { /^[0-9A-F]{24}$/ } readdir($dh);
 	closedir $dh;
 	return @names;
+}
+
+
+# wal_page_header($content, $offset): xlp_info, xlp_tli, xlp_pageaddr and
+# xlp_rem_len of the WAL page header at $offset of a segment's content.
+sub wal_page_header
+{
+	my ($content, $offset) = @_;
+	my (undef, $info, $tli, $addr, $rem_len) =
+	  unpack('v v V Q< V', substr($content, $offset, 20));
+	return ($info, $tli, $addr, $rem_len);
+}
+
+# write_marker($dir, $sysid): the marker pg_walvault writes into an archive
+# directory before its first file, which the program needs before it may
+# say "not in the archive" (an archive built by hand has none).
+sub write_marker
+{
+	my ($dir, $sysid) = @_;
+	write_file("$dir/pg_walvault.archive",
+		"system_identifier = $sysid\n");
+	return;
 }
 
 1;

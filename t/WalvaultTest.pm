@@ -89,12 +89,13 @@ sub ready_files
 	return @ready;
 }
 
-# Names in the archive directory, sorted.
+# Names in the archive directory, sorted, but for its marker.
 sub archive_files
 {
 	my ($dir) = @_;
 	opendir(my $dh, $dir) or die "opendir $dir: $!";
-	my @files = sort grep { !/^\.\.?$/ } readdir($dh);
+	my @files = sort grep { !/^\.\.?$/ && $_ ne 'pg_walvault.archive' }
+	  readdir($dh);
 	closedir $dh;
 	return @files;
 }

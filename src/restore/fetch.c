@@ -29,6 +29,12 @@
  * temporary file: the next restore to the same destination removes every
  * one whose process is gone.
  *
+ * A segment may begin with the end of a record that began in the segment
+ * before, whose CRC only the two together can show: before the rename, the
+ * end of that segment is read from the archive too, unless both files
+ * carry checksums of all their content (fetch_check_head()).  With no
+ * destination, wv_fetch() does all of this and writes nothing (verify).
+ *
  * Only a file that the archive says is not there means "not in the
  * archive".  Any other failure to look it up or read it is an error
  * (report.c decides its exit status), so that a permission problem, an
@@ -71,6 +77,9 @@
 
 static bool fetch_in_worker = false;
 
+/* enough for the header of a zstd or lz4 frame */
+#define FETCH_STORED_HEAD	32
+
 /*
  * Where a source's bytes go: decompressed if the file is stored compressed,
  * checked, then written to the temporary file.
@@ -86,7 +95,25 @@ typedef struct FetchSink
 	WalvaultCodec *codec;		/* NULL: stored as is */
 	WalCheck	check;
 	bool		held;			/* the test hook ran */
+	/* the first stored bytes: a frame header says what it checks */
+	unsigned char stored_head[FETCH_STORED_HEAD];
+	size_t		stored_head_len;
 } FetchSink;
+
+/*
+ * Where the bytes of an earlier segment go, for the check of a record that
+ * crosses into the one restored: decompressed if need be, those before
+ * skip dropped, the rest to a walk of the records (wal_records.c).
+ */
+typedef struct NeighbourSink
+{
+	const WvStoredFile *file;
+	WalvaultCodec *codec;		/* NULL: stored as is */
+	uint64_t	skip;			/* content bytes to drop first */
+	uint64_t	seen;			/* content bytes received */
+	WalRecordWalk *walk;
+	WalRecordWalk walk_at_start;	/* for a restart */
+} NeighbourSink;
 
 static void fetch_begin(FetchSink *sink);
 static void fetch_write(FetchSink *sink, const unsigned char *data,
@@ -97,6 +124,19 @@ static void fetch_restart(void *arg);
 static int	fetch_open_temp(const char *dest, char *temp_path);
 static void fetch_remove_stale_temps(const char *dest);
 static void fetch_test_hold(FetchSink *sink);
+static bool fetch_neighbour_codec_sink(void *arg, const char *data,
+									   size_t len);
+static void fetch_neighbour_content(void *arg, const unsigned char *data,
+									size_t len);
+static void fetch_neighbour_restart(void *arg);
+static bool fetch_neighbour_read(RestoreSource *source,
+								 const char *file_name, uint64_t offset,
+								 WvStoredFile *file, WalRecordWalk *walk);
+static bool fetch_neighbours_covered(RestoreSource *source,
+									 const WalCheck *check,
+									 uint64_t first_seg);
+static void fetch_check_head(RestoreSource *source, const WalCheck *check,
+							 bool covered);
 
 /*
  * Start checking (and decompressing) the content from its first byte.  An
@@ -110,6 +150,7 @@ fetch_begin(FetchSink *sink)
 
 	walcheck_init(&sink->check, sink->file_name, sink->kind,
 				  sink->file->location, sink->max_bytes);
+	sink->stored_head_len = 0;
 	if (sink->codec == NULL)
 		walcheck_plain_size(&sink->check, sink->file->size);
 	else if (!walvault_codec_start(sink->codec, 0, 0, &err))
@@ -129,6 +170,8 @@ fetch_write(FetchSink *sink, const unsigned char *data, size_t len)
 		return;
 
 	walcheck_data(&sink->check, data, len);
+	if (sink->fd < 0)
+		return;					/* only checking */
 
 	while (len > 0)
 	{
@@ -177,6 +220,15 @@ fetch_content(void *arg, const unsigned char *data, size_t len)
 	FetchSink  *sink = (FetchSink *) arg;
 	const char *err;
 
+	if (sink->stored_head_len < FETCH_STORED_HEAD)
+	{
+		size_t		n = FETCH_STORED_HEAD - sink->stored_head_len;
+
+		if (n > len)
+			n = len;
+		memcpy(sink->stored_head + sink->stored_head_len, data, n);
+		sink->stored_head_len += n;
+	}
 	if (sink->codec == NULL)
 	{
 		fetch_write(sink, data, len);
@@ -197,7 +249,8 @@ fetch_restart(void *arg)
 {
 	FetchSink  *sink = (FetchSink *) arg;
 
-	if (ftruncate(sink->fd, 0) != 0 || lseek(sink->fd, 0, SEEK_SET) != 0)
+	if (sink->fd >= 0 &&
+		(ftruncate(sink->fd, 0) != 0 || lseek(sink->fd, 0, SEEK_SET) != 0))
 		wv_error(WV_ERROR_IO, "could not truncate file \"%s\": %s",
 				 sink->temp_path, strerror(errno));
 	wv_verbose("reading \"%s\" again from its beginning",
@@ -334,6 +387,244 @@ fetch_test_hold(FetchSink *sink)
 	close(fd);
 }
 
+/* Content of an earlier segment: to the walk, from offset skip on. */
+static bool
+fetch_neighbour_codec_sink(void *arg, const char *data, size_t len)
+{
+	NeighbourSink *ns = (NeighbourSink *) arg;
+	const unsigned char *p = (const unsigned char *) data;
+
+	if (ns->seen < ns->skip)
+	{
+		uint64_t	drop = ns->skip - ns->seen;
+
+		if (drop >= len)
+		{
+			ns->seen += len;
+			return true;
+		}
+		p += drop;
+		len -= (size_t) drop;
+		ns->seen += drop;
+	}
+	walrec_data(ns->walk, p, len);
+	ns->seen += len;
+	return true;
+}
+
+static void
+fetch_neighbour_content(void *arg, const unsigned char *data, size_t len)
+{
+	NeighbourSink *ns = (NeighbourSink *) arg;
+	const char *err;
+
+	if (ns->codec == NULL)
+	{
+		fetch_neighbour_codec_sink(ns, (const char *) data, len);
+		return;
+	}
+	if (!walvault_codec_feed(ns->codec, (const char *) data, len, false,
+							 fetch_neighbour_codec_sink, ns, &err))
+		wv_error(WV_ERROR_CONTENT, "could not decompress file \"%s\": %s",
+				 ns->file->location, err);
+}
+
+static void
+fetch_neighbour_restart(void *arg)
+{
+	NeighbourSink *ns = (NeighbourSink *) arg;
+	const char *err;
+
+	*ns->walk = ns->walk_at_start;
+	ns->seen = 0;
+	if (ns->codec != NULL && !walvault_codec_start(ns->codec, 0, 0, &err))
+		wv_error(WV_ERROR_IO, "could not start %s decompression: %s",
+				 walvault_codec_name(ns->file->method), err);
+}
+
+/*
+ * Feed the segment file_name from content offset on into walk, which is
+ * positioned there.  False if the archive does not have it.  A file
+ * stored as is is read from offset on, when the source can; a compressed
+ * one is decompressed from its start.
+ */
+static bool
+fetch_neighbour_read(RestoreSource *source, const char *file_name,
+					 uint64_t offset, WvStoredFile *file, WalRecordWalk *walk)
+{
+	NeighbourSink ns;
+	WvContentSink content;
+	const char *err;
+	bool		found;
+
+	if (!source->find(source, file_name, file))
+		return false;
+	walk->src_path = file->location;	/* messages name the file read */
+
+	memset(&ns, 0, sizeof(ns));
+	ns.file = file;
+	ns.walk = walk;
+	ns.walk_at_start = *walk;
+	content.arg = &ns;
+	content.data = fetch_neighbour_content;
+	content.restart = fetch_neighbour_restart;
+
+	if (file->method == WALVAULT_CODEC_NONE && source->read_from != NULL)
+		found = source->read_from(source, file, offset, &content);
+	else
+	{
+		ns.skip = offset;
+		if (file->method != WALVAULT_CODEC_NONE)
+		{
+			ns.codec = walvault_codec_create(file->method, false);
+			if (ns.codec == NULL)
+				wv_error(WV_ERROR_IO, "out of memory");
+			if (!walvault_codec_start(ns.codec, 0, 0, &err))
+				wv_error(WV_ERROR_IO, "could not start %s decompression: %s",
+						 walvault_codec_name(file->method), err);
+		}
+		found = source->read(source, file, &content);
+		if (found && ns.codec != NULL && !walvault_codec_finished(ns.codec))
+			wv_error(WV_ERROR_CONTENT,
+					 "could not decompress file \"%s\": file is truncated",
+					 file->location);
+		walvault_codec_free(ns.codec);
+	}
+	if (found)
+		walrec_end_segment(walk);
+	return found;
+}
+
+/*
+ * Are the earlier segments from first_seg on, up to the one check is of,
+ * all in the archive, each stored with a checksum of all of its content
+ * (walvault_codec_covers_content)?  Then a restore of each checked every
+ * byte of it, as this restore did of this segment if it is so stored too.
+ */
+static bool
+fetch_neighbours_covered(RestoreSource *source, const WalCheck *check,
+						 uint64_t first_seg)
+{
+	if (source->peek == NULL)
+		return false;
+	for (uint64_t segno = first_seg; segno < check->segno; segno++)
+	{
+		char		name[WALVAULT_MAX_NAME_LEN + 1];
+		unsigned char head[FETCH_STORED_HEAD];
+		WvStoredFile file;
+		size_t		got;
+
+		spool_segment_name(name, check->records.first_tli, segno,
+						   check->seg_size);
+		if (!source->find(source, name, &file) ||
+			file.method == WALVAULT_CODEC_NONE ||
+			!source->peek(source, &file, head, sizeof(head), &got) ||
+			!walvault_codec_covers_content(file.method, head, got,
+										   check->seg_size))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The segment just checked may begin with the end of a record that began
+ * in an earlier segment (wal_records.c): check that record's CRC, reading
+ * the earlier segments' ends from the archive.  Replay cannot use the
+ * record before this segment is restored, so this is the last moment, and
+ * enough.
+ *
+ * Unless every byte of it is checked already: covered says this segment is
+ * stored with a checksum of all of its content, which decompression
+ * checked; if the earlier segments are stored so too, each of their
+ * restores checks their part (a zstd, lz4 or gzip archive of this version:
+ * the expensive case, where the earlier segment would be decompressed
+ * again).  Only what the archive holds decides, file by file, so an
+ * archive written partly by older versions is read where it must be.
+ *
+ * The record's start is the xl_prev of the first record that begins in
+ * this segment; the earlier segments are those of the timeline of this
+ * one's first page (a new timeline's first segment begins with its
+ * parent's WAL).  When no record begins here after it (the record is a
+ * WAL switch, or ends within the last bytes), the segment before is walked
+ * from its first record instead.  Not checked, with a verbose note: a
+ * record whose earlier segments are not in the archive (then replay cannot
+ * reach it through this archive either), and one that has no record start
+ * to walk from in the segment before (longer than a segment, and followed
+ * by no record here).
+ */
+static void
+fetch_check_head(RestoreSource *source, const WalCheck *check, bool covered)
+{
+	WalRecordWalk prefix;
+	WvStoredFile file;
+	uint64_t	seg_start = check->segno * check->seg_size;
+	uint64_t	start;
+	uint64_t	first_seg;
+	bool		start_known;
+
+	if (!check->walk_records ||
+		!walrec_head_to_check(&check->records, &start, &start_known))
+		return;
+
+	if (start_known)
+	{
+		/* no record is longer than 1 GB: never look further back */
+		if (start >= seg_start ||
+			seg_start - start > WV_WAL_SEG_MAX_SIZE + check->seg_size)
+			wv_error(WV_ERROR_CONTENT,
+					 "restored content of \"%s\" begins with the end of a WAL record, but the record after it says the previous one begins at %X/%08X",
+					 check->src_path, (unsigned int) (start >> 32),
+					 (unsigned int) start);
+		walrec_begin_prefix(&prefix, check->src_path, check->blcksz,
+							check->seg_size, start, true);
+		first_seg = start / check->seg_size;
+	}
+	else
+	{
+		if (check->segno == 0)
+			return;
+		first_seg = check->segno - 1;
+		walrec_begin_prefix(&prefix, check->src_path, check->blcksz,
+							check->seg_size, first_seg * check->seg_size,
+							false);
+	}
+
+	if (covered && fetch_neighbours_covered(source, check, first_seg))
+	{
+		wv_verbose("the WAL record that \"%s\" begins with is covered by the checksums of the compressed files",
+				   check->src_path);
+		return;
+	}
+
+	for (uint64_t segno = first_seg; segno < check->segno; segno++)
+	{
+		char		name[WALVAULT_MAX_NAME_LEN + 1];
+
+		spool_segment_name(name, check->records.first_tli, segno,
+						   check->seg_size);
+		if (!fetch_neighbour_read(source, name,
+								  segno == first_seg ? start % check->seg_size : 0,
+								  &file, &prefix))
+		{
+			wv_verbose("the WAL record that \"%s\" begins with was not checked: \"%s\" is not in %s",
+					   check->src_path, name, source->describe(source));
+			return;
+		}
+		if (segno + 1 < check->segno)
+			walrec_next_segment(&prefix, file.location);
+	}
+
+	if (!start_known && walrec_prefix_in_head(&prefix))
+	{
+		wv_verbose("the WAL record that \"%s\" begins with was not checked: no record begins after it, nor in \"%s\"",
+				   check->src_path, file.location);
+		return;
+	}
+	walrec_check_head(&check->records, &prefix, file.location);
+	wv_verbose("checked the WAL record that \"%s\" begins with, from \"%s\"",
+			   check->src_path, file.location);
+}
+
 /* This process is a prefetcher's worker (for the test hook). */
 void
 wv_fetch_in_worker(void)
@@ -397,7 +688,7 @@ wv_open_source(const RestoreOptions *opts)
 void
 wv_archive_key(const RestoreOptions *opts, char *key, size_t key_size)
 {
-	const char *fields[6];
+	const char *fields[7];
 	char		style[16];
 	uint64_t	hash = UINT64_C(0xcbf29ce484222325);
 
@@ -408,6 +699,7 @@ wv_archive_key(const RestoreOptions *opts, char *key, size_t key_size)
 	fields[3] = opts->s3_region;
 	fields[4] = style;
 	fields[5] = opts->s3_ca_file;
+	fields[6] = wv_marker_is_required() ? "marker" : "no marker";
 
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 	{
@@ -426,12 +718,29 @@ wv_archive_key(const RestoreOptions *opts, char *key, size_t key_size)
 }
 
 /*
+ * A file is not in source: that may be said only of an archive that is
+ * there (marker.c).
+ */
+static void
+fetch_marker_check(RestoreSource *source)
+{
+	ServerIdentity server;
+
+	wv_identify_server(&server);
+	wv_marker_check(source, &server);
+}
+
+/*
  * Restore file_name (of the given kind) from source to dest.
  *
  * max_bytes, when not 0, bounds the content further (the prefetch spool's
  * room).  Returns WV_EXIT_RESTORED, with the size in *restored_bytes, or
  * WV_EXIT_NOT_FOUND when the file is in the archive under none of its
  * names.  Every error ends the process.
+ *
+ * With dest NULL, the file is checked exactly as a restore checks it, and
+ * nothing is written (verify): WV_EXIT_RESTORED then means "would be
+ * restored".
  */
 int
 wv_fetch(RestoreSource *source, const char *file_name,
@@ -443,12 +752,14 @@ wv_fetch(RestoreSource *source, const char *file_name,
 	FetchSink	sink;
 	WvContentSink content;
 
-	fetch_remove_stale_temps(dest);
+	if (dest != NULL)
+		fetch_remove_stale_temps(dest);
 
 	if (!source->find(source, file_name, &file))
 	{
 		wv_verbose("file \"%s\" not found in %s",
 				   file_name, source->describe(source));
+		fetch_marker_check(source);
 		return WV_EXIT_NOT_FOUND;
 	}
 
@@ -458,6 +769,8 @@ wv_fetch(RestoreSource *source, const char *file_name,
 	sink.max_bytes = max_bytes;
 	sink.file = &file;
 	sink.temp_path = temp_path;
+	sink.fd = -1;
+	temp_path[0] = '\0';
 	if (file.method != WALVAULT_CODEC_NONE)
 	{
 		sink.codec = walvault_codec_create(file.method, false);
@@ -466,7 +779,8 @@ wv_fetch(RestoreSource *source, const char *file_name,
 	}
 	fetch_begin(&sink);
 
-	sink.fd = fetch_open_temp(dest, temp_path);
+	if (dest != NULL)
+		sink.fd = fetch_open_temp(dest, temp_path);
 
 	content.arg = &sink;
 	content.data = fetch_content;
@@ -474,27 +788,44 @@ wv_fetch(RestoreSource *source, const char *file_name,
 	if (!source->read(source, &file, &content))
 	{
 		/* removed since it was found: it is not in the archive now */
-		close(sink.fd);
-		if (unlink(temp_path) != 0)
-			wv_error(WV_ERROR_IO, "could not remove file \"%s\": %s",
-					 temp_path, strerror(errno));
-		wv_temp_forget();
+		if (sink.fd >= 0)
+		{
+			close(sink.fd);
+			if (unlink(temp_path) != 0)
+				wv_error(WV_ERROR_IO, "could not remove file \"%s\": %s",
+						 temp_path, strerror(errno));
+			wv_temp_forget();
+		}
 		walvault_codec_free(sink.codec);
 		wv_verbose("file \"%s\" not found in %s: \"%s\" was removed while it was being read",
 				   file_name, source->describe(source), file.location);
+		fetch_marker_check(source);
 		return WV_EXIT_NOT_FOUND;
 	}
 
-	if (sink.codec != NULL)
-	{
-		if (!walvault_codec_finished(sink.codec))
-			wv_error(WV_ERROR_CONTENT,
-					 "could not decompress file \"%s\": file is truncated",
-					 file.location);
-		walvault_codec_free(sink.codec);
-	}
+	if (sink.codec != NULL && !walvault_codec_finished(sink.codec))
+		wv_error(WV_ERROR_CONTENT,
+				 "could not decompress file \"%s\": file is truncated",
+				 file.location);
 
 	walcheck_finish(&sink.check);
+	walvault_codec_free(sink.codec);
+	sink.codec = NULL;
+	fetch_check_head(source, &sink.check,
+					 walvault_codec_covers_content(file.method,
+												   sink.stored_head,
+												   sink.stored_head_len,
+												   sink.check.nbytes));
+
+	if (dest == NULL)
+	{
+		wv_verbose("checked \"%s\" (%s, %llu bytes)",
+				   file.location, walvault_codec_name(file.method),
+				   (unsigned long long) sink.check.nbytes);
+		if (restored_bytes)
+			*restored_bytes = sink.check.nbytes;
+		return WV_EXIT_RESTORED;
+	}
 
 	/* the data must be on disk before the rename makes it visible */
 	if (fsync(sink.fd) != 0)

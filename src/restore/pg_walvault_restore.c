@@ -17,7 +17,9 @@
  * and puts it in place atomically (fetch.c, wal_check.c; the archive is
  * read through source_directory.c or source_s3.c).  With -j N, a detached
  * prefetcher fetches the next N segments in parallel while the server
- * replays (prefetch_client.c, prefetcher.c).
+ * replays (prefetch_client.c, prefetcher.c).  With --verify, it restores
+ * nothing but checks every file of an archive as a restore would, and
+ * reports what a restore from it would meet (verify.c).
  *
  * Exit statuses (restore.h):
  *
@@ -62,6 +64,11 @@ static long parse_int(const char *opt, const char *value, long min, long max);
 static uint64_t parse_size(const char *opt, const char *value);
 static void parse_archive(RestoreOptions *opts);
 static void parse_options(int argc, char **argv, RestoreOptions *opts);
+static void parse_verify_options(int argc, char **argv, RestoreOptions *opts);
+
+/* --verify and its options; verify.jobs is 0 unless --verify was given */
+static bool verify_mode = false;
+static VerifyOptions verify;
 
 static void
 usage(void)
@@ -72,7 +79,9 @@ usage(void)
 		   PROGRAM_NAME);
 	printf("Usage:\n");
 	printf("  %s [OPTION]... -d DIRECTORY FILE DESTINATION\n", PROGRAM_NAME);
-	printf("  %s [OPTION]... -u s3://BUCKET[/PREFIX] FILE DESTINATION\n\n",
+	printf("  %s [OPTION]... -u s3://BUCKET[/PREFIX] FILE DESTINATION\n",
+		   PROGRAM_NAME);
+	printf("  %s --verify [OPTION]... -d DIRECTORY | -u s3://BUCKET[/PREFIX]\n\n",
 		   PROGRAM_NAME);
 	printf("Options:\n");
 	printf("  -d, --directory=DIR      archive directory to restore from\n");
@@ -87,6 +96,9 @@ usage(void)
 	printf("      --retry-io-errors    on a standby, report I/O and object store errors as\n"
 		   "                           \"not available\" (exit 1) so that the server retries\n"
 		   "                           later\n");
+	printf("      --no-marker-check    say \"not in the archive\" even if the archive has no\n"
+		   "                           marker (archives of pg_walvault before 1.3, or\n"
+		   "                           written by an archive_command)\n");
 	printf("  -v, --verbose            report what is done on stderr\n");
 	printf("  -V, --version            output version information, then exit\n");
 	printf("  -?, --help               show this help, then exit\n\n");
@@ -105,6 +117,21 @@ usage(void)
 	printf("      --s3-stall-timeout=SECS\n"
 		   "                           give up when no byte moved for SECS (default %d)\n",
 		   WV_S3_DEFAULT_STALL_TIMEOUT_MS / 1000);
+	printf("\nVerify options (check every file of the archive, restore nothing):\n");
+	printf("      --verify             report per timeline the first and last segment,\n"
+		   "                           gaps, files a restore would refuse, segments of\n"
+		   "                           another system, history files that do not chain,\n"
+		   "                           and which base backups can be restored\n");
+	printf("  -j, --jobs=N             check N files in parallel (default %d)\n",
+		   VERIFY_DEFAULT_JOBS);
+	printf("  -D, --pgdata=DATADIR     check against this data directory's system\n"
+		   "                           (default: PGDATA, else the system most\n"
+		   "                           segments are of)\n");
+	printf("      --system-identifier=ID\n"
+		   "                           check against this system identifier instead\n");
+	printf("      --format=text|tsv    a report to read, or rows of tab-separated\n"
+		   "                           fields (timeline, kind, first, last, status,\n"
+		   "                           detail)\n");
 	printf("\nCredentials are taken from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY\n"
 		   "(with AWS_SESSION_TOKEN), else from the shared credentials file\n"
 		   "(~/.aws/credentials), else from the EC2 instance's role.\n\n");
@@ -117,6 +144,9 @@ usage(void)
 	printf("Exit status is 0 if the file was restored, 1 if it is not in the\n"
 		   "archive (for an object store: if the store answers so), and %d on\n"
 		   "any error, which stops recovery.\n", WV_EXIT_FATAL);
+	printf("With --verify: 0 if the archive is clean, 1 if problems were found,\n"
+		   "and more if the archive could not be verified; the last line is a\n"
+		   "summary (status=clean or status=problems) to alert on.\n");
 }
 
 static long
@@ -211,12 +241,17 @@ parse_options(int argc, char **argv, RestoreOptions *opts)
 		{"idle-timeout", required_argument, NULL, 2},
 		{"spool-size", required_argument, NULL, 3},
 		{"retry-io-errors", no_argument, NULL, 4},
+		{"no-marker-check", no_argument, NULL, 30},
 		{"s3-endpoint", required_argument, NULL, 5},
 		{"s3-region", required_argument, NULL, 6},
 		{"s3-uri-style", required_argument, NULL, 7},
 		{"s3-ca-file", required_argument, NULL, 8},
 		{"s3-connect-timeout", required_argument, NULL, 9},
 		{"s3-stall-timeout", required_argument, NULL, 10},
+		{"verify", no_argument, NULL, 40},
+		{"pgdata", required_argument, NULL, 'D'},
+		{"system-identifier", required_argument, NULL, 41},
+		{"format", required_argument, NULL, 42},
 		{"help", no_argument, NULL, 1},
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, 'V'},
@@ -229,7 +264,7 @@ parse_options(int argc, char **argv, RestoreOptions *opts)
 	opts->spool_size = WV_DEFAULT_SPOOL_SIZE;
 	opts->s3_uri_style = -1;
 
-	while ((c = getopt_long(argc, argv, "d:u:j:vV", long_options, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, "d:u:j:D:vV", long_options, NULL)) != -1)
 	{
 		switch (c)
 		{
@@ -251,6 +286,9 @@ parse_options(int argc, char **argv, RestoreOptions *opts)
 				break;
 			case 4:
 				opts->retry_io_errors = true;
+				break;
+			case 30:
+				wv_marker_set_required(false);
 				break;
 			case 5:
 				/* empty: the default, as the client takes it */
@@ -285,6 +323,36 @@ parse_options(int argc, char **argv, RestoreOptions *opts)
 			case 'v':
 				opts->verbose = true;
 				break;
+			case 40:
+				verify_mode = true;
+				break;
+			case 'D':
+				if (optarg[0] == '\0')
+					wv_usage_error("invalid value \"\" for option -D/--pgdata: must be a directory");
+				verify.pgdata = optarg;
+				break;
+			case 41:
+				{
+					char	   *end;
+
+					errno = 0;
+					verify.sysid = strtoull(optarg, &end, 10);
+					if (errno != 0 || end == optarg || *end != '\0' ||
+						!isdigit((unsigned char) optarg[0]))
+						wv_usage_error("invalid value \"%s\" for option --system-identifier: must be a number",
+									   optarg);
+					verify.have_sysid = true;
+				}
+				break;
+			case 42:
+				if (strcmp(optarg, "text") == 0)
+					verify.format = VERIFY_FORMAT_TEXT;
+				else if (strcmp(optarg, "tsv") == 0)
+					verify.format = VERIFY_FORMAT_TSV;
+				else
+					wv_usage_error("invalid value \"%s\" for option --format: must be \"text\" or \"tsv\"",
+								   optarg);
+				break;
 			case 1:
 				/* --help somewhere other than first */
 				usage();
@@ -302,6 +370,14 @@ parse_options(int argc, char **argv, RestoreOptions *opts)
 		}
 	}
 
+	if (verify_mode)
+	{
+		parse_verify_options(argc, argv, opts);
+		return;
+	}
+	if (verify.pgdata != NULL || verify.have_sysid ||
+		verify.format != VERIFY_FORMAT_TEXT)
+		wv_usage_error("options -D, --system-identifier and --format need --verify");
 	if (argc - optind < 2)
 		wv_usage_error("too few command-line arguments");
 	if (argc - optind > 2)
@@ -318,6 +394,32 @@ parse_options(int argc, char **argv, RestoreOptions *opts)
 				 opts->file_name);
 	if (opts->dest[0] == '\0')
 		wv_error(WV_ERROR_USAGE, "destination path must not be empty");
+}
+
+/*
+ * --verify takes an archive and no file; -j is how many files are checked
+ * at once.  The data directory's system, if there is one, is the one to
+ * check against: -D, else PGDATA.
+ */
+static void
+parse_verify_options(int argc, char **argv, RestoreOptions *opts)
+{
+	if (argc - optind > 0)
+		wv_usage_error("too many command-line arguments (first is \"%s\"): --verify takes no file",
+					   argv[optind]);
+	if (opts->retry_io_errors)
+		wv_usage_error("option --retry-io-errors cannot be used with --verify");
+	parse_archive(opts);
+	if (verify.pgdata != NULL && verify.have_sysid)
+		wv_usage_error("options -D and --system-identifier cannot be used together");
+	if (verify.pgdata == NULL && !verify.have_sysid)
+	{
+		const char *pgdata = getenv("PGDATA");
+
+		if (pgdata != NULL && pgdata[0] != '\0')
+			verify.pgdata = pgdata;
+	}
+	verify.jobs = opts->jobs > 0 ? opts->jobs : VERIFY_DEFAULT_JOBS;
 }
 
 int
@@ -347,6 +449,8 @@ main(int argc, char **argv)
 
 	parse_options(argc, argv, &opts);
 	wv_set_verbose(opts.verbose);
+	if (verify_mode)
+		verify_main(&opts, &verify);
 	/* I/O errors are "not available" only where that cannot end recovery */
 	wv_set_io_errors_not_available(opts.retry_io_errors &&
 								   stat("standby.signal", &st) == 0);

@@ -44,6 +44,7 @@
 
 static bool verbose = false;
 static bool io_errors_not_available = false;
+static const char *error_hint = NULL;
 
 /* Temporary file to remove if we fail; valid while temp_set is set */
 static char temp_path[WV_MAXPATH];
@@ -105,6 +106,16 @@ wv_warning(const char *fmt,...)
 }
 
 /*
+ * The hint the next wv_error() prints after its message (hint must stay
+ * valid until then).
+ */
+void
+wv_set_error_hint(const char *hint)
+{
+	error_hint = hint;
+}
+
+/*
  * Report an error and exit, with the status its class gives (see the file
  * header).
  */
@@ -116,6 +127,8 @@ wv_error(WvErrorClass cls, const char *fmt,...)
 	va_start(ap, fmt);
 	report_line("error", fmt, ap);
 	va_end(ap);
+	if (error_hint != NULL)
+		fprintf(stderr, "%s: hint: %s\n", PROGRAM_NAME, error_hint);
 
 	report_remove_temp();
 

@@ -9,6 +9,8 @@
  *	report.c				messages, exit statuses, the temporary file to remove
  *	wal_check.c				who asks (PG_VERSION, pg_control) and what a
  *							restored file may contain
+ *	wal_records.c			the records of a segment and their CRCs
+ *	sha256.c				the SHA-256 of a download, for the one stored with it
  *	fetch.c					fetch one file from the archive, checked, durably,
  *							through a source:
  *	source_directory.c		the files of an archive directory (-d)
@@ -17,9 +19,11 @@
  *	prefetch_client.c		ask the prefetcher, start it when there is none
  *	prefetcher.c			the detached prefetching process and its workers
  *
- * Like codec.c and wal_names.c, these files include no PostgreSQL header
- * (postgres_fe.h maps printf and strerror to libpgport, which we do not
- * link).
+ * Like codec.c and wal_names.c, these files include no PostgreSQL header,
+ * except wal_records.c and sha256.c: they read WAL records with the
+ * server's own definitions and CRC-32C, and hash with its SHA-256
+ * (libpgcommon and libpgport are linked for them), and this header declares
+ * their state with standard types only.
  *
  * src/restore/restore.h
  *
@@ -38,7 +42,8 @@
 #include "wal_names.h"
 
 #if defined(__GNUC__) || defined(__clang__)
-#define WV_PRINTF_ATTR(f, a) __attribute__((format(printf, f, a)))
+/* __printf__: postgres_fe.h (wal_records.c) makes printf a macro */
+#define WV_PRINTF_ATTR(f, a) __attribute__((format(__printf__, f, a)))
 #define WV_NORETURN __attribute__((noreturn))
 #else
 #define WV_PRINTF_ATTR(f, a)
@@ -122,6 +127,7 @@ extern void wv_warning(const char *fmt,...) WV_PRINTF_ATTR(1, 2);
 extern void wv_error(WvErrorClass cls, const char *fmt,...)
 			WV_PRINTF_ATTR(2, 3) WV_NORETURN;
 extern void wv_usage_error(const char *fmt,...) WV_PRINTF_ATTR(1, 2) WV_NORETURN;
+extern void wv_set_error_hint(const char *hint);
 extern void wv_temp_set(const char *path);
 extern void wv_temp_forget(void);
 extern void wv_install_signal_cleanup(void);
@@ -140,6 +146,62 @@ typedef struct ServerIdentity
 	bool		have_sysid;
 	uint64_t	sysid;
 } ServerIdentity;
+
+/*
+ * wal_records.c: a walk over the WAL records of one segment (or, for the
+ * check of a record that crosses into a segment, over the end of the
+ * segments before it), fed raw segment bytes in order.  Declared here with
+ * standard types so that WalCheck holds it by value; only wal_records.c
+ * looks inside.
+ */
+typedef struct WalRecordWalk
+{
+	const char *src_path;		/* for messages */
+	int			mode;			/* WALREC_MODE_* in wal_records.c */
+	int			state;			/* WALREC_* in wal_records.c */
+	uint32_t	blcksz;
+	uint32_t	seg_size;
+	uint64_t	seg_lsn;		/* WAL location of byte 0 of the segment */
+	uint64_t	off;			/* offset in the segment of the next byte */
+	unsigned char phdr[48];		/* page header being gathered */
+	uint32_t	first_tli;		/* timeline of the segment's first page */
+	/* the record being read */
+	uint64_t	rec_lsn;
+	uint32_t	rec_tot_len;
+	uint32_t	rec_have;		/* bytes of it seen */
+	unsigned char rec_hdr[24];	/* its fixed header (SizeOfXLogRecord) */
+	uint32_t	rec_crc;		/* CRC-32C of its bytes after the header */
+	uint64_t	prev_lsn;		/* start of the last whole record, or 0 */
+	uint32_t	nrecords;		/* whole records seen */
+	/* the head piece: what the segment holds of a record begun before it */
+	bool		head_present;
+	bool		head_ended;		/* the record ends in this segment */
+	uint32_t	head_len;		/* bytes of it in this segment */
+	uint32_t	head_left;		/* of those, not yet seen */
+	unsigned char head_buf[24]; /* its first bytes: maybe header bytes */
+	uint32_t	head_crc;		/* CRC register (from 0) of the rest */
+	bool		head_then_zeros;	/* zeroes follow it: it must be a switch */
+	bool		first_prev_known;	/* a record begins after the head piece */
+	uint64_t	first_prev;		/* and says the previous one began here */
+} WalRecordWalk;
+
+extern void walrec_begin_segment(WalRecordWalk *walk, const char *src_path,
+								 uint32_t blcksz, uint32_t seg_size,
+								 uint64_t segno);
+extern void walrec_begin_prefix(WalRecordWalk *walk, const char *src_path,
+								uint32_t blcksz, uint32_t seg_size,
+								uint64_t start_lsn, bool at_record);
+extern void walrec_next_segment(WalRecordWalk *walk, const char *src_path);
+extern void walrec_data(WalRecordWalk *walk, const unsigned char *data,
+						size_t len);
+extern void walrec_end_segment(WalRecordWalk *walk);
+extern bool walrec_head_to_check(const WalRecordWalk *walk,
+								 uint64_t *start_lsn, bool *start_known);
+extern bool walrec_prefix_found(const WalRecordWalk *prefix);
+extern bool walrec_prefix_in_head(const WalRecordWalk *prefix);
+extern void walrec_check_head(const WalRecordWalk *walk,
+							  const WalRecordWalk *prefix,
+							  const char *prefix_path);
 
 /*
  * The state of the checks of one restored file, fed its content in pieces
@@ -170,6 +232,9 @@ typedef struct WalCheck
 	uint64_t	page_no;		/* page whose header is in hdr */
 	uint32_t	last_tli;
 	bool		zero_pages;		/* a zeroed page header was seen */
+	/* the records of a full segment */
+	bool		walk_records;
+	WalRecordWalk records;
 } WalCheck;
 
 extern void wv_identify_server(ServerIdentity *server);
@@ -233,7 +298,32 @@ struct RestoreSource
 	 */
 	bool		(*read) (RestoreSource *source, const WvStoredFile *file,
 						 const WvContentSink *sink);
+
+	/*
+	 * Optional: like read(), but only the stored bytes from offset on (a
+	 * file stored uncompressed).  NULL: fetch.c reads it all and skips.
+	 */
+	bool		(*read_from) (RestoreSource *source, const WvStoredFile *file,
+							  uint64_t offset, const WvContentSink *sink);
+
+	/*
+	 * Optional: the first stored bytes of the file find() found, up to len,
+	 * into buf; *got says how many.  false as read() does.  A read() may
+	 * follow.
+	 */
+	bool		(*peek) (RestoreSource *source, const WvStoredFile *file,
+						 unsigned char *buf, size_t len, size_t *got);
 };
+
+/* sha256.c */
+typedef struct WvSha256 WvSha256;
+
+extern WvSha256 *wv_sha256_create(void);
+extern void wv_sha256_reset(WvSha256 *h);
+extern void wv_sha256_update(WvSha256 *h, const unsigned char *data,
+							 size_t len);
+extern void wv_sha256_hex(WvSha256 *h, char *hex);
+extern void wv_sha256_free(WvSha256 *h);
 
 /* fetch.c */
 extern RestoreSource *wv_open_source(const RestoreOptions *opts);
@@ -244,6 +334,12 @@ extern int	wv_fetch(RestoreSource *source, const char *file_name,
 					 uint64_t max_bytes, uint64_t *restored_bytes);
 extern void wv_fsync_parent_dir(const char *path);
 extern void wv_fetch_in_worker(void);
+
+/* marker.c */
+extern void wv_marker_set_required(bool required);
+extern bool wv_marker_is_required(void);
+extern void wv_marker_check(RestoreSource *source,
+							const ServerIdentity *server);
 
 /* source_directory.c */
 extern RestoreSource *source_directory_open(const char *archive_dir);
@@ -274,5 +370,29 @@ extern int	prefetch_restore(const RestoreOptions *opts);
 /* prefetcher.c */
 extern void prefetcher_main(const RestoreOptions *opts, long postmaster_pid,
 							int ready_fd) WV_NORETURN;
+
+/* verify.c: --verify, what the command line says beyond RestoreOptions */
+typedef enum VerifyFormat
+{
+	VERIFY_FORMAT_TEXT,
+	VERIFY_FORMAT_TSV			/* rows for pg_walvault_verify() */
+} VerifyFormat;
+
+typedef struct VerifyOptions
+{
+	int			jobs;			/* files checked at once */
+	VerifyFormat format;
+	const char *pgdata;			/* -D or PGDATA, NULL: none */
+	bool		have_sysid;		/* --system-identifier */
+	uint64_t	sysid;
+} VerifyOptions;
+
+/* Exit statuses of --verify; any error that stops it exits with more */
+#define VERIFY_EXIT_CLEAN		0
+#define VERIFY_EXIT_PROBLEMS	1
+#define VERIFY_DEFAULT_JOBS		4
+
+extern void verify_main(RestoreOptions *opts, const VerifyOptions *verify)
+			WV_NORETURN;
 
 #endif							/* WALVAULT_RESTORE_H */

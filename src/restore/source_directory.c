@@ -17,6 +17,10 @@
  * reached, checked before every lookup (a mount that went away shows
  * there).  An entry that is not a regular file is refused as content.
  *
+ * read_from() and peek() read part of the file found, with lseek() and
+ * pread(): the end of a segment, for a record that crosses into the next,
+ * and the frame header of a compressed one (fetch.c).
+ *
  * src/restore/source_directory.c
  *
  *-------------------------------------------------------------------------
@@ -53,6 +57,23 @@ static bool dirsrc_find(RestoreSource *source, const char *file_name,
 						WvStoredFile *file);
 static bool dirsrc_read(RestoreSource *source, const WvStoredFile *file,
 						const WvContentSink *sink);
+static bool dirsrc_read_from(RestoreSource *source, const WvStoredFile *file,
+							 uint64_t offset, const WvContentSink *sink);
+static bool dirsrc_peek(RestoreSource *source, const WvStoredFile *file,
+						unsigned char *buf, size_t len, size_t *got);
+
+/* Where the symbolic link at path points, for messages */
+static const char *
+dirsrc_link_target(const char *path)
+{
+	static char target[WV_MAXPATH];
+	ssize_t		len = readlink(path, target, sizeof(target) - 1);
+
+	if (len < 0)
+		return "?";
+	target[len] = '\0';
+	return target;
+}
 
 static const char *
 dirsrc_describe(RestoreSource *source)
@@ -65,6 +86,13 @@ dirsrc_find(RestoreSource *source, const char *file_name, WvStoredFile *file)
 {
 	DirectorySource *ds = (DirectorySource *) source;
 	struct stat st;
+
+	/* a file found before and not read (a lookup only) is done with */
+	if (ds->fd >= 0)
+	{
+		close(ds->fd);
+		ds->fd = -1;
+	}
 
 	if (stat(ds->dir, &st) != 0)
 		wv_error(WV_ERROR_IO, "could not access archive directory \"%s\": %s",
@@ -97,6 +125,15 @@ dirsrc_find(RestoreSource *source, const char *file_name, WvStoredFile *file)
 			if (errno != ENOENT)
 				wv_error(WV_ERROR_IO, "could not open file \"%s\": %s",
 						 file->location, strerror(errno));
+
+			/*
+			 * A name that is there but leads nowhere -- a symbolic link
+			 * into storage that is not mounted -- is not a missing file:
+			 * the file may well be archived, just out of reach now.
+			 */
+			if (lstat(file->location, &st) == 0)
+				wv_error(WV_ERROR_IO, "could not open file \"%s\": it is a symbolic link to \"%s\", which does not exist",
+						 file->location, dirsrc_link_target(file->location));
 			continue;
 		}
 
@@ -139,6 +176,40 @@ dirsrc_read(RestoreSource *source, const WvStoredFile *file,
 	return true;
 }
 
+/*
+ * Only the end of a file: the check of a record that crosses into the next
+ * segment needs a few kB of a segment, not all of it.
+ */
+static bool
+dirsrc_read_from(RestoreSource *source, const WvStoredFile *file,
+				 uint64_t offset, const WvContentSink *sink)
+{
+	DirectorySource *ds = (DirectorySource *) source;
+
+	if (lseek(ds->fd, (off_t) offset, SEEK_SET) < 0)
+		wv_error(WV_ERROR_IO, "could not seek in file \"%s\": %s",
+				 file->location, strerror(errno));
+	return dirsrc_read(source, file, sink);
+}
+
+/* The first bytes, without moving the offset a read() starts from. */
+static bool
+dirsrc_peek(RestoreSource *source, const WvStoredFile *file,
+			unsigned char *buf, size_t len, size_t *got)
+{
+	DirectorySource *ds = (DirectorySource *) source;
+	ssize_t		rc;
+
+	do
+		rc = pread(ds->fd, buf, len, 0);
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0)
+		wv_error(WV_ERROR_IO, "could not read file \"%s\": %s",
+				 file->location, strerror(errno));
+	*got = (size_t) rc;
+	return true;
+}
+
 RestoreSource *
 source_directory_open(const char *archive_dir)
 {
@@ -149,6 +220,8 @@ source_directory_open(const char *archive_dir)
 	ds->source.describe = dirsrc_describe;
 	ds->source.find = dirsrc_find;
 	ds->source.read = dirsrc_read;
+	ds->source.read_from = dirsrc_read_from;
+	ds->source.peek = dirsrc_peek;
 	ds->dir = archive_dir;
 	ds->fd = -1;
 	snprintf(ds->description, sizeof(ds->description),

@@ -18,7 +18,13 @@
  * the name found, whose body goes piece by piece to fetch.c's sink:
  * nothing but the client's buffer is held in memory, whatever the size.  A
  * GET retried after bytes were delivered starts over through the sink's
- * restart.
+ * restart.  The body is hashed on its way: an object stored with the
+ * SHA-256 of its content (x-amz-meta-walvault-sha256, every object the
+ * module stores since 1.3) must match it, so that a byte changed in the
+ * store is found whatever the file (sha256.c); an object stored before has
+ * only the checks of its content.  read_from() is a GET with a Range, for
+ * the end of a segment (the check of a record that crosses into the next),
+ * which the stored hash cannot cover.
  *
  * What the store answers decides the exit status, never a guess: only a
  * list that holds none of the names, or a 404 on the GET of the one it
@@ -52,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "restore.h"
@@ -70,6 +77,7 @@ typedef struct S3ReadState
 {
 	const WvContentSink *sink;
 	uint64_t	received;
+	WvSha256   *hash;			/* NULL: a part of the object */
 } S3ReadState;
 
 static void s3src_sleep(void *arg, long ms);
@@ -81,8 +89,16 @@ static bool s3src_find(RestoreSource *source, const char *file_name,
 					   WvStoredFile *file);
 static bool s3src_write(void *arg, const char *data, size_t len);
 static bool s3src_reset(void *arg);
+static bool s3src_get(S3Source *ss, const WvStoredFile *file,
+					  uint64_t offset, const WvContentSink *sink);
 static bool s3src_read(RestoreSource *source, const WvStoredFile *file,
 					   const WvContentSink *sink);
+static bool s3src_read_from(RestoreSource *source, const WvStoredFile *file,
+							uint64_t offset, const WvContentSink *sink);
+static bool s3src_peek_write(void *arg, const char *data, size_t len);
+static bool s3src_peek_reset(void *arg);
+static bool s3src_peek(RestoreSource *source, const WvStoredFile *file,
+					   unsigned char *buf, size_t len, size_t *got);
 
 /* Between two attempts.  A signal ends the process anyway. */
 static void
@@ -169,6 +185,8 @@ s3src_write(void *arg, const char *data, size_t len)
 
 	/* an error in there (corrupt content, a full disk) ends the process */
 	rs->sink->data(rs->sink->arg, (const unsigned char *) data, len);
+	if (rs->hash != NULL)
+		wv_sha256_update(rs->hash, (const unsigned char *) data, len);
 	rs->received += len;
 	return true;
 }
@@ -180,6 +198,66 @@ s3src_reset(void *arg)
 
 	rs->sink->restart(rs->sink->arg);
 	rs->received = 0;
+	if (rs->hash != NULL)
+		wv_sha256_reset(rs->hash);
+	return true;
+}
+
+/*
+ * GET the object file found, from byte offset on, into sink.  All of it is
+ * hashed and compared with the SHA-256 stored with it, if it has one.
+ */
+static bool
+s3src_get(S3Source *ss, const WvStoredFile *file, uint64_t offset,
+		  const WvContentSink *sink)
+{
+	S3ReadState rs;
+	WvS3Sink	s3sink;
+	WvS3Error	err;
+	WvS3Status	status;
+	char		stored[WV_S3_SHA256_HEX_LEN + 1];
+	char		received[WV_S3_SHA256_HEX_LEN + 1];
+
+	if (offset > 0 && offset >= file->size)
+		return true;			/* nothing to read from there */
+
+	memset(&rs, 0, sizeof(rs));
+	rs.sink = sink;
+	if (offset == 0)
+		rs.hash = wv_sha256_create();
+	s3sink.arg = &rs;
+	s3sink.write = s3src_write;
+	s3sink.reset = s3src_reset;
+	snprintf(ss->request, sizeof(ss->request), "GET of \"%s\"%s",
+			 file->name, offset > 0 ? " (its end)" : "");
+	status = wv_s3_get_from(ss->s3, file->name, offset, 0, &s3sink, stored,
+							&err);
+	if (status == WV_S3_NOT_FOUND)
+	{
+		wv_sha256_free(rs.hash);
+		return false;
+	}
+	if (status != WV_S3_OK)
+		s3src_error(ss, "download", file->location, &err);
+
+	/* the list said how big it is: a short body is a broken transfer */
+	if (rs.received != file->size - offset)
+		wv_error(WV_ERROR_IO, "could not download \"%s\" in %s: received %llu bytes, but the object has %llu",
+				 file->location, wv_s3_describe(ss->s3),
+				 (unsigned long long) (offset + rs.received),
+				 (unsigned long long) file->size);
+
+	if (rs.hash != NULL && stored[0] != '\0')
+	{
+		wv_sha256_hex(rs.hash, received);
+		if (strcasecmp(stored, received) != 0)
+			wv_error(WV_ERROR_CONTENT,
+					 "object \"%s\" does not match the SHA-256 stored with it when it was archived: it was changed in the store (received %s, stored %s)",
+					 file->location, received, stored);
+		wv_verbose("\"%s\" matches the SHA-256 stored with it",
+				   file->location);
+	}
+	wv_sha256_free(rs.hash);
 	return true;
 }
 
@@ -187,31 +265,66 @@ static bool
 s3src_read(RestoreSource *source, const WvStoredFile *file,
 		   const WvContentSink *sink)
 {
+	return s3src_get((S3Source *) source, file, 0, sink);
+}
+
+static bool
+s3src_read_from(RestoreSource *source, const WvStoredFile *file,
+				uint64_t offset, const WvContentSink *sink)
+{
+	return s3src_get((S3Source *) source, file, offset, sink);
+}
+
+/* The first bytes of an object: a GET with a Range */
+typedef struct S3PeekState
+{
+	unsigned char *buf;
+	size_t		len;
+	size_t		got;
+} S3PeekState;
+
+static bool
+s3src_peek_write(void *arg, const char *data, size_t len)
+{
+	S3PeekState *ps = (S3PeekState *) arg;
+	size_t		n = len < ps->len - ps->got ? len : ps->len - ps->got;
+
+	memcpy(ps->buf + ps->got, data, n);
+	ps->got += n;
+	return true;
+}
+
+static bool
+s3src_peek_reset(void *arg)
+{
+	((S3PeekState *) arg)->got = 0;
+	return true;
+}
+
+static bool
+s3src_peek(RestoreSource *source, const WvStoredFile *file,
+		   unsigned char *buf, size_t len, size_t *got)
+{
 	S3Source   *ss = (S3Source *) source;
-	S3ReadState rs;
+	S3PeekState ps = {buf, len, 0};
 	WvS3Sink	s3sink;
 	WvS3Error	err;
 	WvS3Status	status;
 
-	memset(&rs, 0, sizeof(rs));
-	rs.sink = sink;
-	s3sink.arg = &rs;
-	s3sink.write = s3src_write;
-	s3sink.reset = s3src_reset;
-
-	snprintf(ss->request, sizeof(ss->request), "GET of \"%s\"", file->name);
-	status = wv_s3_get(ss->s3, file->name, &s3sink, &err);
+	*got = 0;
+	if (file->size == 0)
+		return true;
+	s3sink.arg = &ps;
+	s3sink.write = s3src_peek_write;
+	s3sink.reset = s3src_peek_reset;
+	snprintf(ss->request, sizeof(ss->request), "GET of \"%s\" (its start)",
+			 file->name);
+	status = wv_s3_get_from(ss->s3, file->name, 0, len, &s3sink, NULL, &err);
 	if (status == WV_S3_NOT_FOUND)
 		return false;
 	if (status != WV_S3_OK)
 		s3src_error(ss, "download", file->location, &err);
-
-	/* the list said how big it is: a short body is a broken transfer */
-	if (rs.received != file->size)
-		wv_error(WV_ERROR_IO, "could not download \"%s\" in %s: received %llu bytes, but the object has %llu",
-				 file->location, wv_s3_describe(ss->s3),
-				 (unsigned long long) rs.received,
-				 (unsigned long long) file->size);
+	*got = ps.got;
 	return true;
 }
 
@@ -227,6 +340,8 @@ source_s3_open(const RestoreOptions *opts)
 	ss->source.describe = s3src_describe;
 	ss->source.find = s3src_find;
 	ss->source.read = s3src_read;
+	ss->source.read_from = s3src_read_from;
+	ss->source.peek = s3src_peek;
 	ss->opts = opts;
 
 	/* what the options leave out, the client's defaults and environment */

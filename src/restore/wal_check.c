@@ -24,10 +24,13 @@
  *
  *	Every further page of a full segment starts with a short header with
  *	the same magic and its own WAL location, or is zeroed: the server zeroes
- *	the headers of the pages it skips after a WAL switch, and only those,
- *	so once a zeroed page is seen every later one must be zeroed too.  A
- *	.partial segment is checked on its first page only, since the rest of
- *	such a file may be whatever a recycled segment held.
+ *	the pages it skips after a WAL switch, and only those, so once a zeroed
+ *	page is seen every later one must be zeroed too.  The records of a
+ *	full segment are walked as well, and their CRCs checked
+ *	(wal_records.c): only that sees a byte changed inside a record, and
+ *	only a switch record lets zeroes follow.  A .partial segment is checked
+ *	on its first page only, since the rest of such a file may be whatever a
+ *	recycled segment held.
  *
  *	Timeline and backup history files are text of a few kB; more than
  *	WV_HISTORY_MAX_SIZE is refused.
@@ -323,6 +326,15 @@ walcheck_first_page(WalCheck *check)
 	check->last_tli = hdr.std.xlp_tli;
 	if (check->limit > check->seg_size)
 		check->limit = check->seg_size;
+
+	/* a full segment's records are walked too, from its first byte */
+	if (check->kind == WALVAULT_FILE_SEGMENT)
+	{
+		check->walk_records = true;
+		walrec_begin_segment(&check->records, check->src_path,
+							 check->blcksz, check->seg_size, check->segno);
+		walrec_data(&check->records, check->hdr, WV_LONG_PHD);
+	}
 }
 
 /* The short header of page check->page_no is complete in check->hdr. */
@@ -452,6 +464,8 @@ walcheck_pages(WalCheck *check, const unsigned char *data, size_t len)
 void
 walcheck_data(WalCheck *check, const unsigned char *data, size_t len)
 {
+	uint64_t	walked_from = check->nbytes;
+
 	if (check->kind == WALVAULT_FILE_SEGMENT ||
 		check->kind == WALVAULT_FILE_PARTIAL)
 		walcheck_pages(check, data, len);
@@ -474,6 +488,20 @@ walcheck_data(WalCheck *check, const unsigned char *data, size_t len)
 		wv_error(WV_ERROR_CONTENT,
 				 "restored content of \"%s\" exceeds %llu bytes, the most a history file may have",
 				 check->src_path, (unsigned long long) check->limit);
+	}
+
+	/* the long header went to the walk when it was complete */
+	if (check->walk_records)
+	{
+		if (walked_from < WV_LONG_PHD)
+		{
+			size_t		skip = WV_LONG_PHD - walked_from;
+
+			if (skip < len)
+				walrec_data(&check->records, data + skip, len - skip);
+		}
+		else
+			walrec_data(&check->records, data, len);
 	}
 	check->nbytes += len;
 }
@@ -500,4 +528,6 @@ walcheck_finish(WalCheck *check)
 				 "restored content of \"%s\" has %llu bytes, but its page header gives WAL segment size %u",
 				 check->src_path, (unsigned long long) check->nbytes,
 				 (unsigned int) check->seg_size);
+	if (check->walk_records)
+		walrec_end_segment(&check->records);
 }
