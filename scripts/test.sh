@@ -9,10 +9,11 @@
 #
 # Run as root on a fresh Debian bookworm machine: installs the packages
 # (PostgreSQL 15 from Debian's packages; 17 and 18 built once from Debian's
-# source packages into a cache, see build-postgres.sh), builds with -Werror,
-# installs, then runs the tests as an unprivileged user (PostgreSQL refuses
-# to run as root) in a copy of the tree that user owns.  Run as another
-# user, it skips the steps that need root: the servers must be there.
+# source packages into a cache, see build-postgres.sh), builds with -Werror
+# (make WERROR=1), installs, then runs the tests as an unprivileged user
+# (PostgreSQL refuses to run as root) in a copy of the tree that user owns.
+# Run as another user, it skips the steps that need root: the servers must
+# be there.
 #
 # PG15_CONFIG names another installation of 15 than Debian's (a private
 # copy, for instance, when several trees are tested at once: "make install"
@@ -20,9 +21,17 @@
 #
 # Versions run side by side, TEST_JOBS (default 3) at a time: each has its
 # own copy of the tree and its own installation, and most of a TAP test's
-# time is spent waiting; TEST_JOBS=1 runs them one after the other.  The last line
-# says how many versions passed and failed; the exit status is non-zero if
-# any failed.
+# time is spent waiting; TEST_JOBS=1 runs them one after the other.
+#
+# Then, as root and when PostgreSQL 15 is among the versions tested (and
+# PG_CONFIG is not given), the Debian package stage: scripts/package-test.sh
+# builds the package, installs it, archives and restores through a cluster
+# of Debian's layout, and purges it again.  It runs after every version's
+# suite, because it installs into the same /usr/lib/postgresql/15 as their
+# "make install" (whose files it puts back).  PACKAGE_TEST=0 skips it.
+#
+# The last line says how many stages (one per version, and the package)
+# passed and failed; the exit status is non-zero if any failed.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -63,7 +72,7 @@ run_one()
 		rm -rf "$work/tree/.git" "$work/tree/tmp_check" "$work/tree/results"
 		cd "$work/tree"
 		make -s clean PG_CONFIG="$pg_config" >/dev/null
-		make -s PG_CONFIG="$pg_config" COPT=-Werror
+		make -s PG_CONFIG="$pg_config" WERROR=1
 		if [ "$(id -u)" -eq 0 ]; then
 			make -s install PG_CONFIG="$pg_config" >/dev/null
 			chown -R "$TEST_USER" "$work"
@@ -132,9 +141,25 @@ for i in "${!configs[@]}"; do
 	done
 done
 
+wait
+
+# the package stage, once every version's suite is done with
+# /usr/lib/postgresql/15
+if [ "$(id -u)" -eq 0 ] && [ -z "${PG_CONFIG:-}" ] && [ "${PACKAGE_TEST:-1}" != 0 ] &&
+	case " ${versions[*]} " in *" 15 "*) true ;; *) false ;; esac; then
+	i=${#configs[@]}
+	labels[i]="Debian package (postgresql-15-walvault)"
+	configs[i]=package
+	echo "==== Debian package: scripts/package-test.sh" >"$logs/$i.log"
+	set +e
+	bash "$top/scripts/package-test.sh" >>"$logs/$i.log" 2>&1
+	echo $? >"$logs/$i.rc"
+	set -e
+	[ "$(cat "$logs/$i.rc")" = 0 ] || tail -n 1 "$logs/$i.log" >"$logs/$i.log.failed"
+fi
+
 passed=0
 failed=0
-wait
 for i in "${!configs[@]}"; do
 	if [ "$(cat "$logs/$i.rc" 2>/dev/null)" = 0 ]; then
 		results[i]="${labels[$i]}: PASS"
