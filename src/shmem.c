@@ -71,6 +71,9 @@ walvault_shmem_startup(void)
 		walvault_shared->history_handle = DSM_HANDLE_INVALID;
 		/* unique for this run of shared memory; 0 means "none" */
 		walvault_shared->stats_token = (uint64) GetCurrentTimestamp() | 1;
+		/* memset made every ticket count zero and dir empty */
+		SpinLockInit(&walvault_shared->dir_sync.mutex);
+		ConditionVariableInit(&walvault_shared->dir_sync.cv);
 		walvault_stats_load();
 	}
 	LWLockRelease(AddinShmemInitLock);

@@ -51,6 +51,38 @@
  * A directory that is, or resolves into, the data directory or pg_wal is
  * refused (cdir_outside_data_directory()).
  *
+ * Group fsync of the directory.  With many small files (1 MB segments, a
+ * burst of pg_switch_wal()) the fsync of the directory after each rename is
+ * a large part of the cost of a file, and it is the same work for every
+ * file: one fsync of a directory makes durable every rename into it that
+ * completed before the fsync began.  So processes that renamed at about the
+ * same time share one, as PostgreSQL's backends share a WAL flush
+ * (WalvaultDirSync in walvault_shmem.h):
+ *
+ * - after its rename, a process takes a ticket (the next number, under the
+ *	 spinlock): every ticket up to it belongs to a rename already done;
+ * - it may report its file archived once synced_upto >= its ticket, i.e. an
+ *	 fsync that began after its rename has succeeded;
+ * - until then, if nobody is syncing, it becomes the leader: it marks
+ *	 itself syncing, snapshots the highest ticket handed out, fsyncs the
+ *	 directory, publishes synced_upto = snapshot (failed_upto on failure)
+ *	 and wakes the others (a condition variable); otherwise it sleeps until
+ *	 woken and looks again.
+ *
+ * A ticket covered by a failed fsync fails its file: the server asks again,
+ * and the next attempt finds the file in the archive and fsyncs it and the
+ * directory by itself (cdir_existing()), so an fsync error is never taken
+ * for success by a second fsync.  Nothing between becoming leader and
+ * publishing can raise an ERROR or process an interrupt, so the others never
+ * wait for a leader that is gone; a leader killed outright (kill -9) makes
+ * the postmaster reinitialise shared memory, and no file of the interrupted
+ * group was reported.  Tickets are for one directory path: a process whose
+ * directory differs from the tickets' while some are outstanding (a reload
+ * in between) fsyncs its own directory itself.  Without shared memory (not
+ * preloaded) every process fsyncs by itself, as before.  The archiver
+ * archiving by itself (a pool of 0, at shutdown) takes part like a worker;
+ * alone, it leads every fsync, which costs two spinlock round trips.
+ *
  * Errors are raised with ereport(ERROR); the caller (archive_file.c) traps
  * them.  A temporary file left by an error or by process exit is removed by
  * cdir_abort().
@@ -71,7 +103,11 @@
 #include "access/xlog_internal.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/condition_variable.h"
 #include "storage/fd.h"
+#include "storage/latch.h"
+#include "storage/pmsignal.h"
+#include "storage/spin.h"
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
@@ -85,6 +121,19 @@
 #define CDIR_NONCE_LEN		16
 /* start writeback of the destination every this many bytes */
 #define CDIR_FLUSH_BYTES	(2 * 1024 * 1024)
+/* a process waiting for a group fsync looks again this often, woken or not */
+#define CDIR_SYNC_RECHECK_MS	1000
+
+/*
+ * A test-only hook, inert unless the server's environment has
+ * PG_WALVAULT_TEST_DIRSYNC_HOLD=DIR (t/060_group_fsync.pl).  A leader of a
+ * group fsync that finds DIR/hold renames it to DIR/held.PID and waits,
+ * before it snapshots the tickets, until DIR/go exists; and after every
+ * group fsync the leader appends "FIRST LAST" (the tickets it covered) to
+ * DIR/fsyncs.  A test thereby holds the fsync that must cover renames
+ * already done, without timing guesses, and sees what one fsync covered.
+ */
+#define CDIR_TEST_HOLD_ENV	"PG_WALVAULT_TEST_DIRSYNC_HOLD"
 
 /* An open destination file, with its early-writeback position. */
 typedef struct CdirDest
@@ -103,6 +152,22 @@ static char *cdir_buf = NULL;
 /* Compressors, made once per process when first needed, by method. */
 static WalvaultCodec *cdir_compressors[WALVAULT_CODEC_ZSTD + 1];
 
+/*
+ * The last directory cdir_outside_data_directory() found outside the data
+ * directory, and which directory (device and inode) its path led to then.
+ * Resolving the path and comparing every directory above it costs a dozen
+ * system calls, once per file otherwise; a path that leads to the same
+ * directory as before is judged as before.  Only moving that very
+ * directory into the data directory and re-pointing a link in the path to
+ * follow it would escape, and that is no accident.
+ */
+static struct
+{
+	bool		valid;
+	char		dir[MAXPGPATH];
+	struct stat st;
+}			cdir_outside_known;
+
 static uint64 cdir_archive(const char *file, const char *path,
 						   uint64 *stored);
 static void cdir_abort(void);
@@ -115,6 +180,11 @@ static uint64 cdir_existing(const char *path, const char *dest,
 							WalvaultCodecMethod method, const char *dir);
 static bool cdir_publish(const char *temp, const char *dest, const char *dir);
 static void cdir_fsync(const char *path, bool isdir);
+static void cdir_sync_dir(const char *dir);
+static int	cdir_fsync_dir_now(const char *dir);
+static const char *cdir_test_dir(void);
+static void cdir_test_hold(void);
+static void cdir_test_covered(uint64 first, uint64 last);
 static void cdir_drop_cache(const char *path);
 static const char *cdir_temp_tag(void);
 static bool cdir_equal(const char *src, const char *archived,
@@ -131,6 +201,7 @@ static size_t cdir_transfer(int fd, const char *path, char *buf, size_t len,
 static ssize_t cdir_copy_chunk(int srcfd, const char *src, int dstfd,
 							   const char *dst);
 static void cdir_dest_written(CdirDest *dest, size_t len);
+static void cdir_dest_close(CdirDest *dest);
 static int	cdir_open(const char *path, int flags);
 
 const WalvaultTarget walvault_target_directory = {
@@ -242,8 +313,9 @@ cdir_existing(const char *path, const char *dest, WalvaultCodecMethod method,
 }
 
 /*
- * Make temp durable under the name dest, unless a file of that name exists:
- * then return false and leave both alone.  Where rename cannot refuse to
+ * Give temp, whose content is durable already (cdir_dest_close()), the name
+ * dest, and make that name durable, unless a file of that name exists: then
+ * return false and leave both alone.  Where rename cannot refuse to
  * replace (RENAME_NOREPLACE is Linux's, and not every file system has it),
  * link() and unlink() do the same.
  */
@@ -251,8 +323,6 @@ static bool
 cdir_publish(const char *temp, const char *dest, const char *dir)
 {
 	int			rc = -1;
-
-	cdir_fsync(temp, false);
 
 	/* held here by a test, to create dest meanwhile (17+) */
 	walvault_injection_point("walvault-before-publish");
@@ -287,8 +357,214 @@ cdir_publish(const char *temp, const char *dest, const char *dir)
 	}
 	cdir_temp_path[0] = '\0';
 
-	cdir_fsync(dir, true);
+	cdir_sync_dir(dir);
 	return true;
+}
+
+/*
+ * Make the renames into dir done so far durable: share an fsync of the
+ * directory with the processes that renamed at about the same time (see
+ * the file header), or fsync it alone.  Returns once an fsync that began
+ * after our rename has succeeded; a failure is an ERROR.
+ */
+static void
+cdir_sync_dir(const char *dir)
+{
+	WalvaultDirSync *ds;
+	uint64		ticket;
+	bool		failed = false;
+	bool		slept = false;
+	int			my_errno = 0;	/* errno of an fsync that failed here */
+
+	/* looked up now: the first lookup may take a lock (17+), see below */
+	uint32		sync_event = walvault_wait_event(WALVAULT_WAIT_SYNC);
+
+	if (walvault_shared == NULL || strlen(dir) >= sizeof(ds->dir))
+	{
+		cdir_fsync(dir, true);
+		return;
+	}
+	ds = &walvault_shared->dir_sync;
+
+	SpinLockAcquire(&ds->mutex);
+	if (strcmp(ds->dir, dir) != 0)
+	{
+		if (ds->next_ticket != Max(ds->synced_upto, ds->failed_upto))
+		{
+			/* tickets for another directory are outstanding */
+			SpinLockRelease(&ds->mutex);
+			cdir_fsync(dir, true);
+			return;
+		}
+		strlcpy(ds->dir, dir, sizeof(ds->dir));
+	}
+	ticket = ++ds->next_ticket;
+	SpinLockRelease(&ds->mutex);
+
+	for (;;)
+	{
+		bool		lead = false;
+		uint64		first = 0;
+		uint64		last = 0;
+		int			rc;
+
+		SpinLockAcquire(&ds->mutex);
+		if (ds->synced_upto >= ticket || ds->failed_upto >= ticket)
+		{
+			/* a failed fsync covering us fails us, even if a later one did not */
+			failed = (ds->failed_upto >= ticket);
+			SpinLockRelease(&ds->mutex);
+			break;
+		}
+		if (!ds->syncing)
+			ds->syncing = lead = true;
+		SpinLockRelease(&ds->mutex);
+
+		if (!lead)
+		{
+			/* returns at once the first time, to look again before sleeping */
+			(void) ConditionVariableTimedSleep(&ds->cv, CDIR_SYNC_RECHECK_MS,
+											   sync_event);
+			slept = true;
+			continue;
+		}
+
+		/*
+		 * We lead.  Until syncing is cleared below, nothing may raise an
+		 * ERROR or process an interrupt: everyone else waits for us.
+		 */
+		if (cdir_test_dir() != NULL)
+			cdir_test_hold();
+		SpinLockAcquire(&ds->mutex);
+		first = Max(ds->synced_upto, ds->failed_upto) + 1;
+		last = ds->next_ticket;
+		SpinLockRelease(&ds->mutex);
+
+		pgstat_report_wait_start(sync_event);
+		rc = cdir_fsync_dir_now(dir);
+		pgstat_report_wait_end();
+
+		SpinLockAcquire(&ds->mutex);
+		if (rc == 0)
+			ds->synced_upto = Max(ds->synced_upto, last);
+		else
+			ds->failed_upto = Max(ds->failed_upto, last);
+		ds->syncing = false;
+		SpinLockRelease(&ds->mutex);
+		ConditionVariableBroadcast(&ds->cv);
+
+		if (rc != 0)
+			my_errno = rc;
+		if (cdir_test_dir() != NULL && rc == 0)
+			cdir_test_covered(first, last);
+		/* our own ticket is covered now: the next round says how */
+	}
+	ConditionVariableCancelSleep();
+
+	/*
+	 * Sleeping reset our latch, which may have been set for the archiver's
+	 * own loop (a backend announcing a ready file): give it back, as
+	 * archiver.c does after its own waits.  A worker loses nothing: it looks
+	 * at the queue before it sleeps again.
+	 */
+	if (slept && MyBackendType == B_ARCHIVER)
+		SetLatch(MyLatch);
+
+	if (failed && my_errno != 0)
+	{
+		errno = my_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not fsync file \"%s\": %m", dir)));
+	}
+	if (failed)
+		ereport(ERROR,
+				(errcode(ERRCODE_IO_ERROR),
+				 errmsg("could not fsync file \"%s\"", dir),
+				 errdetail("The fsync of the directory that was to make the new file's name durable failed in another process, which logged the error.")));
+}
+
+/*
+ * fsync the directory dir; returns 0 or an errno.  Called by the leader of a
+ * group fsync, which must not raise an ERROR (see cdir_sync_dir()): hence
+ * plain open() and close() rather than fd.c's, whose failures are ERRORs;
+ * nothing can fail between them, so the descriptor cannot leak.  Errors
+ * are judged as fsync_fname_ext() judges them for a directory: where a
+ * directory cannot be opened or fsynced at all, there is nothing to do.
+ */
+static int
+cdir_fsync_dir_now(const char *dir)
+{
+	int			fd;
+	int			rc = 0;
+
+	fd = open(dir, O_RDONLY | PG_BINARY | O_CLOEXEC);
+	if (fd < 0)
+		return (errno == EISDIR || errno == EACCES) ? 0 : errno;
+	if (pg_fsync(fd) != 0 && errno != EBADF && errno != EINVAL)
+		rc = errno;
+	if (close(fd) != 0 && rc == 0)
+		rc = errno;
+	return rc;
+}
+
+/* The test hook's directory (CDIR_TEST_HOLD_ENV), NULL without it. */
+static const char *
+cdir_test_dir(void)
+{
+	static bool looked = false;
+	static const char *dir = NULL;
+
+	if (!looked)
+	{
+		dir = getenv(CDIR_TEST_HOLD_ENV);
+		if (dir != NULL && dir[0] == '\0')
+			dir = NULL;
+		looked = true;
+	}
+	return dir;
+}
+
+/*
+ * Test hook (CDIR_TEST_HOLD_ENV): if the test armed it, hold this fsync
+ * until the test lets it go.  No ERROR, no interrupt: we lead a group.
+ */
+static void
+cdir_test_hold(void)
+{
+	char		hold[MAXPGPATH];
+	char		held[MAXPGPATH];
+	char		go[MAXPGPATH];
+
+	snprintf(hold, sizeof(hold), "%s/hold", cdir_test_dir());
+	snprintf(held, sizeof(held), "%s/held.%d", cdir_test_dir(), MyProcPid);
+	snprintf(go, sizeof(go), "%s/go", cdir_test_dir());
+	if (rename(hold, held) != 0)
+		return;					/* not armed, or another process took it */
+	while (access(go, F_OK) != 0 && PostmasterIsAlive())
+		pg_usleep(10000L);
+	(void) unlink(go);
+}
+
+/* Test hook (CDIR_TEST_HOLD_ENV): say which tickets an fsync covered. */
+static void
+cdir_test_covered(uint64 first, uint64 last)
+{
+	char		path[MAXPGPATH];
+	char		line[64];
+	int			fd;
+
+	snprintf(path, sizeof(path), "%s/fsyncs", cdir_test_dir());
+	snprintf(line, sizeof(line), UINT64_FORMAT " " UINT64_FORMAT "\n",
+			 first, last);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, S_IRUSR | S_IWUSR);
+	if (fd < 0)
+		return;
+	if (write(fd, line, strlen(line)) < 0)
+	{
+		/* the test will notice */
+	}
+	close(fd);
 }
 
 /*
@@ -414,6 +690,8 @@ cdir_create_temp(const char *dir, const char *file)
 static void
 cdir_abort(void)
 {
+	/* an error while waiting for a group fsync leaves us on its list */
+	ConditionVariableCancelSleep();
 	if (cdir_temp_path[0] != '\0')
 	{
 		if (unlink(cdir_temp_path) != 0 && errno != ENOENT)
@@ -514,8 +792,13 @@ cdir_outside_data_directory(const char *dir, int elevel)
 	bool		in_data = false;
 	bool		in_wal = false;
 
-	if (stat(dir, &dir_st) != 0 || stat(DataDir, &data_st) != 0 ||
-		stat(XLOGDIR, &wal_st) != 0)
+	if (stat(dir, &dir_st) != 0)
+		return true;
+	/* judged before, and still the same directory: see cdir_outside_known */
+	if (cdir_outside_known.valid && strcmp(cdir_outside_known.dir, dir) == 0 &&
+		CDIR_SAME_FILE(cdir_outside_known.st, dir_st))
+		return true;
+	if (stat(DataDir, &data_st) != 0 || stat(XLOGDIR, &wal_st) != 0)
 		return true;
 	if (CDIR_SAME_FILE(dir_st, wal_st))
 	{
@@ -571,6 +854,12 @@ cdir_outside_data_directory(const char *dir, int elevel)
 						   real),
 				 errhint("Set pg_walvault.archive_directory to a directory outside the data directory, preferably on another disk, and reload the server.")));
 	pfree(real);
+	if (!in_wal && !in_data && strlen(dir) < sizeof(cdir_outside_known.dir))
+	{
+		strlcpy(cdir_outside_known.dir, dir, sizeof(cdir_outside_known.dir));
+		cdir_outside_known.st = dir_st;
+		cdir_outside_known.valid = true;
+	}
 	return !in_wal && !in_data;
 }
 
@@ -629,8 +918,8 @@ cdir_transfer(int fd, const char *path, char *buf, size_t len, bool writing,
  * parallel on the same disk: the whole source is announced to the kernel
  * (read-ahead in large requests), the data is copied inside the kernel when
  * it can (copy_file_range: no trip through our buffer), and writeback of the
- * destination is started every CDIR_FLUSH_BYTES, so that the final fsync in
- * durable_rename() has little left to do and the disk never idles while we
+ * destination is started every CDIR_FLUSH_BYTES, so that the final fsync
+ * (cdir_dest_close()) has little left to do and the disk never idles while we
  * copy.
  */
 static uint64
@@ -681,10 +970,7 @@ cdir_copy(const char *src, int dstfd, const char *dst)
 		cdir_dest_written(&dest, n);
 	}
 
-	if (CloseTransientFile(dest.fd) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not close file \"%s\": %m", dst)));
+	cdir_dest_close(&dest);
 	CloseTransientFile(srcfd);
 	return dest.written;
 }
@@ -738,10 +1024,7 @@ cdir_compress(const char *src, int dstfd, const char *dst,
 							err)));
 	}
 
-	if (CloseTransientFile(dest.fd) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not close file \"%s\": %m", dst)));
+	cdir_dest_close(&dest);
 	CloseTransientFile(srcfd);
 	*stored = dest.written;
 	return total;
@@ -798,6 +1081,32 @@ cdir_dest_written(CdirDest *dest, size_t len)
 		pg_flush_data(dest->fd, dest->flushed, dest->written - dest->flushed);
 		dest->flushed = dest->written;
 	}
+}
+
+/*
+ * fsync and close the destination: its content is durable before it gets
+ * its name (cdir_publish()).  Through the descriptor we wrote with, rather
+ * than by name, which would open the file once more per file archived.
+ */
+static void
+cdir_dest_close(CdirDest *dest)
+{
+	pgstat_report_wait_start(walvault_wait_event(WALVAULT_WAIT_SYNC));
+	if (pg_fsync(dest->fd) != 0)
+	{
+		int			save_errno = errno;
+
+		pgstat_report_wait_end();
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not fsync file \"%s\": %m", dest->path)));
+	}
+	pgstat_report_wait_end();
+	if (CloseTransientFile(dest->fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not close file \"%s\": %m", dest->path)));
 }
 
 /*

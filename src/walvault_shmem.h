@@ -40,6 +40,11 @@
  * Per-process counters in the slots are atomics, bumped by their owner
  * without a lock.
  *
+ * The group fsync of the archive directory (WalvaultDirSync) has a
+ * spinlock of its own: it is taken a few times per archived file, never
+ * for longer than a few loads and stores (and a path compared), and never
+ * together with the others.
+ *
  * src/walvault_shmem.h
  *
  *-------------------------------------------------------------------------
@@ -49,6 +54,7 @@
 
 #include "access/xlogdefs.h"
 #include "port/atomics.h"
+#include "storage/condition_variable.h"
 #include "storage/dsm.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
@@ -281,6 +287,31 @@ typedef struct WalvaultStats
 	WalvaultCollectorBase collector;
 } WalvaultStats;
 
+/*
+ * Group fsync of the archive directory (target_directory.c explains the
+ * protocol).  A process that has renamed a file into the directory takes
+ * a ticket; the file may be reported archived once an fsync of the
+ * directory that began after the ticket was taken has succeeded
+ * (synced_upto >= ticket).  One process at a time (syncing) fsyncs for
+ * everyone holding a ticket.  Tickets are for the directory named dir: a
+ * process archiving elsewhere (a reload in between) fsyncs by itself.  In
+ * the fixed block, not the DSM segment, so that the archiver archiving by
+ * itself (a pool of 0, before the segment exists) takes part too.
+ */
+typedef struct WalvaultDirSync
+{
+	slock_t		mutex;			/* protects every field below but cv */
+	char		dir[MAXPGPATH]; /* the directory the tickets are for; changed
+								 * only when no ticket is outstanding */
+	uint64		next_ticket;	/* last ticket handed out */
+	uint64		synced_upto;	/* highest ticket a successful fsync covered */
+	uint64		failed_upto;	/* highest ticket a failed fsync covered */
+	bool		syncing;		/* a leader is fsyncing: set when it takes the
+								 * lead, cleared when it publishes */
+	ConditionVariable cv;		/* broadcast when synced_upto or failed_upto
+								 * move */
+} WalvaultDirSync;
+
 /* The fixed block. */
 typedef struct WalvaultShared
 {
@@ -312,6 +343,8 @@ typedef struct WalvaultShared
 	uint64		stats_token;	/* set at startup, never changes */
 	uint64		loaded_token;	/* token of the counters file loaded at
 								 * startup, 0 if none */
+
+	WalvaultDirSync dir_sync;	/* under dir_sync.mutex */
 } WalvaultShared;
 
 static inline WalvaultQueueEntry *
