@@ -110,6 +110,10 @@ if [[ -z $REUSE ]]; then
 		[[ $(psql_run -c "SELECT last_archived_wal >= '$LAST_SEG' FROM pg_stat_archiver") == t ]] && break
 		sleep 0.1
 	done
+	# the marker pg_walvault writes into an archive it fills (cp does not):
+	# without it the archive is not clean
+	echo "system_identifier = $(psql_run -c 'SELECT system_identifier FROM pg_control_system()')" \
+		>"$PLAIN/pg_walvault.archive"
 	pg_stop "$P"
 	NSEG=$(count_archived "$PLAIN")
 	log "archive: $NSEG segments, last $LAST_SEG"
