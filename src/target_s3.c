@@ -158,6 +158,8 @@ static uint64 ts3_existing(WvS3 *s3, const char *file, const char *path,
 static bool ts3_existing_write(void *arg, const char *data, size_t len);
 static void ts3_prepare(Ts3Payload *payload, const char *path,
 						const WalvaultCompression *compression);
+static pg_cryptohash_ctx *ts3_hash_begin(void);
+static void ts3_hash_end(char *hex);
 static bool ts3_hash_sink(void *arg, const char *data, size_t len);
 static bool ts3_stage_sink(void *arg, const char *data, size_t len);
 static size_t ts3_body_read(void *arg, char *buf, size_t len);
@@ -568,9 +570,7 @@ ts3_prepare(Ts3Payload *payload, const char *path,
 			const WalvaultCompression *compression)
 {
 	struct stat st;
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 	bool		finish = false;
-	ResourceOwner save_owner;
 
 	if (ts3_memory == NULL)
 		ts3_memory = MemoryContextAllocHuge(TopMemoryContext, TS3_MEMORY_MAX);
@@ -595,17 +595,7 @@ ts3_prepare(Ts3Payload *payload, const char *path,
 	(void) posix_fadvise(payload->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif
 
-	if (ts3_owner == NULL)
-		ts3_owner = ResourceOwnerCreate(NULL, "pg_walvault upload");
-	save_owner = CurrentResourceOwner;
-	CurrentResourceOwner = ts3_owner;
-	payload->hash = ts3_hash = pg_cryptohash_create(PG_SHA256);
-	CurrentResourceOwner = save_owner;
-	if (payload->hash == NULL || pg_cryptohash_init(payload->hash) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not compute a SHA-256 checksum: %s",
-						pg_cryptohash_error(payload->hash))));
+	payload->hash = ts3_hash_begin();
 	if (compression->method != WALVAULT_CODEC_NONE)
 		ts3_codec_start(payload);
 
@@ -638,15 +628,48 @@ ts3_prepare(Ts3Payload *payload, const char *path,
 		}
 	}
 
-	if (pg_cryptohash_final(payload->hash, digest, sizeof(digest)) < 0)
+	ts3_hash_end(payload->sha256);
+	payload->hash = NULL;
+}
+
+/*
+ * Start a SHA-256 in ts3_hash (freed by ts3_hash_end(), or by ts3_abort()
+ * after an error).  pg_cryptohash needs a resource owner, which a worker
+ * has none of: it gets one of its own.
+ */
+static pg_cryptohash_ctx *
+ts3_hash_begin(void)
+{
+	ResourceOwner save_owner;
+
+	if (ts3_owner == NULL)
+		ts3_owner = ResourceOwnerCreate(NULL, "pg_walvault upload");
+	save_owner = CurrentResourceOwner;
+	CurrentResourceOwner = ts3_owner;
+	ts3_hash = pg_cryptohash_create(PG_SHA256);
+	CurrentResourceOwner = save_owner;
+	if (ts3_hash == NULL || pg_cryptohash_init(ts3_hash) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not compute a SHA-256 checksum: %s",
+						pg_cryptohash_error(ts3_hash))));
+	return ts3_hash;
+}
+
+/* Finish ts3_hash into hex (lower case, 64 digits and a NUL), and free it. */
+static void
+ts3_hash_end(char *hex)
+{
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+
+	if (pg_cryptohash_final(ts3_hash, digest, sizeof(digest)) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not compute a SHA-256 checksum: %s",
-						pg_cryptohash_error(payload->hash))));
+						pg_cryptohash_error(ts3_hash))));
 	ts3_abort();
-	payload->hash = NULL;
 	for (int i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
-		snprintf(payload->sha256 + 2 * i, 3, "%02x", digest[i]);
+		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
 }
 
 /* First pass: hash the payload, and keep it while it fits. */
@@ -1014,13 +1037,11 @@ walvault_s3_marker_create(const char *content, char *existing, size_t size,
 						  size_t *len, char **where, const char *file)
 {
 	WvS3	   *s3 = ts3_get_client();
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 	char		sha256[2 * PG_SHA256_DIGEST_LENGTH + 1];
 	Ts3MemBody	mem = {content, strlen(content), 0};
 	WvS3Body	body;
 	WvS3Error	err;
 	WvS3Status	status;
-	ResourceOwner save_owner;
 
 	*where = psprintf("s3://%s/%s%s%s", ts3_settings.bucket,
 					  ts3_settings.prefix, ts3_settings.prefix[0] ? "/" : "",
@@ -1028,23 +1049,13 @@ walvault_s3_marker_create(const char *content, char *existing, size_t size,
 	if (ts3_marker_get(s3, WALVAULT_MARKER_NAME, existing, size, len, file))
 		return false;
 
-	/* the hash needs a resource owner, which a worker has none of */
-	if (ts3_owner == NULL)
-		ts3_owner = ResourceOwnerCreate(NULL, "pg_walvault upload");
-	save_owner = CurrentResourceOwner;
-	CurrentResourceOwner = ts3_owner;
-	ts3_hash = pg_cryptohash_create(PG_SHA256);
-	CurrentResourceOwner = save_owner;
-	if (ts3_hash == NULL || pg_cryptohash_init(ts3_hash) < 0 ||
-		pg_cryptohash_update(ts3_hash, (const uint8 *) mem.data, mem.len) < 0 ||
-		pg_cryptohash_final(ts3_hash, digest, sizeof(digest)) < 0)
+	if (pg_cryptohash_update(ts3_hash_begin(), (const uint8 *) mem.data,
+							 mem.len) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not compute a SHA-256 checksum: %s",
 						pg_cryptohash_error(ts3_hash))));
-	ts3_abort();
-	for (int i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
-		snprintf(sha256 + 2 * i, 3, "%02x", digest[i]);
+	ts3_hash_end(sha256);
 
 	body.length = mem.len;
 	body.sha256_hex = sha256;
