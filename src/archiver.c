@@ -19,6 +19,13 @@
  * 3. We set the latches of idle workers (and the coordinator's, when the
  *	  queue outgrows the idle workers) and sleep on our own latch, which the
  *	  worker sets when the file is durable or has failed.
+ * 4. Once the requested file is durable, we mark the files archived ahead
+ *	  done ourselves, in one batch (pg_walvault.mark_done_ahead): the server
+ *	  skips a file whose .ready is gone, so it does not ask for them, and
+ *	  its own marking (three fsyncs per file, in this one process) no longer
+ *	  sets the pace of a drain of small files.  The newest of them is left
+ *	  for the server to ask for, so that pg_stat_archiver's last_archived_wal
+ *	  names it once the backlog is drained.
  *
  * Fallback: when no worker can take the file, the archiver archives it
  * itself with the same code (archive_file.c).  That is the case when the
@@ -86,6 +93,7 @@ static AmPoll am_poll(WalvaultDsm *dsm, WalvaultQueueEntry *e,
 					  TimestampTz waiting_since);
 static bool am_pool_available(WalvaultDsm *dsm, bool *workers_exist);
 static void am_readahead(WalvaultDsm *dsm, const char *file);
+static void am_mark_done_ahead(WalvaultDsm *dsm);
 static bool am_archive_self(const char *file, const char *path);
 
 WALVAULT_DEFINE_ARCHIVE_MODULE(am_init, am_check_configured, am_archive_file)
@@ -192,6 +200,7 @@ am_archive_via_pool(WalvaultDsm *dsm, const char *file, const char *path)
 	{
 		case WALVAULT_REQUEST_DONE:
 			/* archived ahead: keep the workers fed while we catch up */
+			am_mark_done_ahead(dsm);
 			am_readahead(dsm, file);
 			walvault_queue_wake(dsm);
 			return true;
@@ -206,7 +215,10 @@ am_archive_via_pool(WalvaultDsm *dsm, const char *file, const char *path)
 	if (!am_last_failed)
 		am_readahead(dsm, file);
 	walvault_queue_wake(dsm);
-	return am_wait_for(dsm, e, file, path);
+	if (!am_wait_for(dsm, e, file, path))
+		return false;
+	am_mark_done_ahead(dsm);
+	return true;
 }
 
 /*
@@ -369,4 +381,25 @@ am_readahead(WalvaultDsm *dsm, const char *file)
 	(void) walvault_queue_readahead(dsm, ready, nready, file,
 									walvault_readahead);
 	pfree(ready);
+}
+
+/*
+ * Mark the files the workers have archived ahead done, so that the server
+ * skips them (see the header, step 4).  Only entries archived into where
+ * files go now: after a reload the coordinator queues the others again.
+ */
+static void
+am_mark_done_ahead(WalvaultDsm *dsm)
+{
+	WalvaultFileName *done;
+	int			ndone;
+
+	if (!walvault_mark_done_ahead)
+		return;
+	done = palloc(sizeof(WalvaultFileName) * dsm->queue_size);
+	ndone = walvault_queue_take_done(dsm, walvault_target_hash(), done,
+									 dsm->queue_size);
+	if (ndone > 0)
+		(void) walvault_mark_done(done, ndone);
+	pfree(done);
 }

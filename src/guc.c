@@ -41,6 +41,7 @@ int			walvault_max_workers = 4;
 int			walvault_min_workers = 1;
 int			walvault_worker_idle_timeout = 60000;
 int			walvault_readahead = 64;
+bool		walvault_mark_done_ahead = true;
 int			walvault_stats_interval = 10000;
 int			walvault_history_size = 1440;
 bool		walvault_save_stats = true;
@@ -135,6 +136,15 @@ walvault_define_gucs(void)
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("pg_walvault.mark_done_ahead",
+							 "Lets the archiver mark files archived ahead done in batches.",
+							 "When off, the server's archiver asks for every file and marks each done itself.",
+							 &walvault_mark_done_ahead,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("pg_walvault.stats_interval",
 							"Time between two samples of the statistics history.",

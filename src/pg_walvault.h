@@ -143,6 +143,7 @@ extern int	walvault_max_workers;
 extern int	walvault_min_workers;
 extern int	walvault_worker_idle_timeout;
 extern int	walvault_readahead;
+extern bool walvault_mark_done_ahead;
 extern int	walvault_stats_interval;
 extern int	walvault_history_size;
 extern bool walvault_save_stats;
@@ -251,6 +252,8 @@ extern void walvault_queue_finish(WalvaultDsm *dsm, int slotno,
 extern int	walvault_queue_requeue_slot(WalvaultDsm *dsm, int slotno);
 extern void walvault_queue_retarget(WalvaultDsm *dsm, uint32 target_hash);
 extern void walvault_queue_wake(WalvaultDsm *dsm);
+extern int	walvault_queue_take_done(WalvaultDsm *dsm, uint32 target_hash,
+									 WalvaultFileName *done, int max);
 extern int	walvault_queue_readahead(WalvaultDsm *dsm, WalvaultFileName *ready,
 									 int nready, const char *current,
 									 int inflight);
@@ -258,6 +261,7 @@ extern int	walvault_queue_readahead(WalvaultDsm *dsm, WalvaultFileName *ready,
 /* archive_status.c */
 extern WalvaultFileName *walvault_ready_files(int *nready);
 extern int	walvault_name_cmp(const void *a, const void *b);
+extern int	walvault_mark_done(WalvaultFileName *files, int nfiles);
 
 /* compare.c */
 typedef struct WalvaultCompare WalvaultCompare;

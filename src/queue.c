@@ -207,6 +207,63 @@ walvault_queue_request(WalvaultDsm *dsm, const char *fname,
 }
 
 /*
+ * Where the server's archiver puts name in its order: timeline history files
+ * first, then by name (for WAL files, timeline and then position).
+ */
+static int
+queue_server_order(const char *a, const char *b)
+{
+	bool		ha = walvault_classify_name(a) == WALVAULT_FILE_TL_HISTORY;
+	bool		hb = walvault_classify_name(b) == WALVAULT_FILE_TL_HISTORY;
+
+	if (ha != hb)
+		return ha ? -1 : 1;
+	return strcmp(a, b);
+}
+
+/*
+ * Files archived ahead that the archiver may mark done itself: entries DONE
+ * into the place target_hash stands for, that the archiver is not waiting
+ * for, except the one the server would ask for last.  That one is left for
+ * the server to ask for, so that pg_stat_archiver's last_archived_wal still
+ * names the newest file once a backlog is drained.  The entries are
+ * forgotten and their names copied into done[] (room for max); returns how
+ * many.  Archiver only.
+ */
+int
+walvault_queue_take_done(WalvaultDsm *dsm, uint32 target_hash,
+						 WalvaultFileName *done, int max)
+{
+	WalvaultQueueEntry *queue = walvault_queue(dsm);
+	WalvaultQueueEntry *last = NULL;
+	int			n = 0;
+
+	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < dsm->queue_size; i++)
+	{
+		WalvaultQueueEntry *e = &queue[i];
+
+		if (e->status == WALVAULT_ENTRY_DONE && !e->requested &&
+			e->target_hash == target_hash &&
+			(last == NULL || queue_server_order(e->fname, last->fname) > 0))
+			last = e;
+	}
+	for (int i = 0; i < dsm->queue_size && n < max; i++)
+	{
+		WalvaultQueueEntry *e = &queue[i];
+
+		if (e != last && e->status == WALVAULT_ENTRY_DONE && !e->requested &&
+			e->target_hash == target_hash)
+		{
+			strlcpy(done[n++], e->fname, WALVAULT_FNAME_LEN);
+			walvault_queue_free(e);
+		}
+	}
+	LWLockRelease(walvault_shared->lock);
+	return n;
+}
+
+/*
  * A worker (slotno) takes the next queued file: the one the archiver waits
  * for, else the oldest.  Returns false when nothing is queued.
  */
