@@ -20,9 +20,7 @@ my $marks = $node->basedir . '/marks';
 make_path($marks);
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_walvault');
-$node->poll_query_until('postgres',
-	"SELECT count(*) = 4 FROM pg_stat_walvault_workers WHERE role = 'archive worker' AND state = 'idle'")
-  or die 'pool did not start';
+wait_for_pool($node, 4);
 
 sub set_command
 {

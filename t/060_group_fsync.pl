@@ -58,13 +58,6 @@ sub renamed_files
 	return grep { /^[0-9A-F]{24}$/ } archive_files($archive);
 }
 
-sub pool_ready
-{
-	$node->poll_query_until('postgres',
-		"SELECT count(*) = 4 FROM pg_stat_walvault_workers WHERE role = 'archive worker' AND state = 'idle'")
-	  or die 'pool did not start';
-	return;
-}
 
 # Other workers than the leader that renamed their file and wait for the
 # fsync: archiving a file already in the archive.  Polled until there are
@@ -97,7 +90,7 @@ sub archived_count
 }
 
 # ---- 1. held between the renames and their fsync, then kill -9 ----
-pool_ready();
+wait_for_pool($node, 4);
 make_segments($node, 20);
 my ($snap, @ready) = snapshot_ready($node);
 touch("$hold/hold");
@@ -126,7 +119,7 @@ cmp_ok(archived_count(), '>=', scalar(@ready),
 
 # ---- 2. workers sharing one fsync report only after it ----
 set_archive_directory($node, '');
-pool_ready();
+wait_for_pool($node, 4);
 make_segments($node, 20);
 ($snap, @ready) = snapshot_ready($node);
 @ready = grep { !-f "$archive/$_" } @ready;

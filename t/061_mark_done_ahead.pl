@@ -24,9 +24,7 @@ my $hold = PostgreSQL::Test::Utils::tempdir();
 my $status = $node->data_dir . '/pg_wal/archive_status';
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_walvault');
-$node->poll_query_until('postgres',
-	"SELECT count(*) = 4 FROM pg_stat_walvault_workers WHERE role = 'archive worker' AND state = 'idle'")
-  or die 'pool did not start';
+wait_for_pool($node, 4);
 
 sub touch
 {

@@ -18,7 +18,7 @@ use Test::More;
 
 our @EXPORT = qw(walvault_node make_segments snapshot_ready
   check_archived wait_all_archived ready_files archive_files
-  set_archive_directory wait_event_name archive_one_failure);
+  set_archive_directory wait_event_name archive_one_failure wait_for_pool);
 
 # walvault_node(name, hold => 1, preload => 0, archive_dir => path, conf => text,
 #               initdb => [options])
@@ -143,6 +143,16 @@ sub wait_event_name
 {
 	my ($node, $ours, $before_17) = @_;
 	return $node->pg_version >= 17 ? $ours : $before_17;
+}
+
+# Wait until n archive workers are running and idle.
+sub wait_for_pool
+{
+	my ($node, $n) = @_;
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = $n FROM pg_stat_walvault_workers WHERE role = 'archive worker' AND state = 'idle'"
+	) or die 'pool did not start';
+	return;
 }
 
 sub wait_all_archived
