@@ -10,7 +10,7 @@ RESET client_min_messages;
 \pset format unaligned
 \pset tuples_only on
 
-SELECT plan(116);
+SELECT plan(117);
 
 -- views
 SELECT has_view('pg_stat_walvault');
@@ -131,6 +131,7 @@ SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.max_workers
 SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.min_workers'), '1', 'min_workers defaults to 1');
 SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.readahead'), '64', 'readahead defaults to 64');
 SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.mark_done_ahead'), 'on', 'mark_done_ahead defaults to on');
+SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.batch_size'), '8', 'batch_size defaults to 8');
 SELECT is((SELECT setting || unit FROM pg_settings WHERE name = 'pg_walvault.worker_idle_timeout'), '60000ms', 'worker_idle_timeout defaults to 1 minute');
 SELECT is((SELECT setting || unit FROM pg_settings WHERE name = 'pg_walvault.stats_interval'), '10000ms', 'stats_interval defaults to 10 s');
 SELECT is((SELECT setting FROM pg_settings WHERE name = 'pg_walvault.history_size'), '1440', 'history_size defaults to 1440');

@@ -21,6 +21,8 @@ SELECT format('ALTER SYSTEM SET pg_walvault.archive_directory = %L',
 ALTER SYSTEM SET pg_walvault.max_workers = -1;
 ALTER SYSTEM SET pg_walvault.max_workers = 100000;
 ALTER SYSTEM SET pg_walvault.readahead = 5000;
+ALTER SYSTEM SET pg_walvault.batch_size = 0;
+ALTER SYSTEM SET pg_walvault.batch_size = 65;
 -- (out-of-range times are in guc_units.sql: the server's message differs
 -- between versions)
 ALTER SYSTEM SET pg_walvault.history_size = 5;

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access/xlog.h"
 #include "access/xlog_internal.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
@@ -36,6 +37,7 @@ static MemoryContext afile_context = NULL;
 
 static TimestampTz afile_ready_since(const char *file);
 static void afile_target_error(int elevel, int nset);
+static ErrorData *afile_recover(MemoryContext context, bool log);
 
 /*
  * Is file a name the server gives to an archive module?  Only those are
@@ -103,14 +105,102 @@ walvault_archive_file_guarded(const char *file, const char *path,
 }
 
 /*
+ * Archive files[] together where the target can share work between them
+ * (its stage callback), before the caller archives each of them with
+ * walvault_archive_file_guarded().  An error here is logged, but counted as
+ * no file's failure: what it left undone is done file by file, which meets
+ * the same problem and counts it (or, where the target cannot tell whether
+ * the error left a file archived, fails the file).
+ */
+void
+walvault_archive_stage(WalvaultFileName *files, int nfiles,
+					   WalvaultSlot *slot)
+{
+	const WalvaultTarget *target;
+	MemoryContext oldcontext;
+	int			nset;
+
+	target = walvault_archive_target(&nset);
+	if (target == NULL || target->stage == NULL)
+		return;
+
+	if (afile_context == NULL)
+		afile_context = AllocSetContextCreate(TopMemoryContext,
+											  "pg_walvault file",
+											  ALLOCSET_DEFAULT_SIZES);
+	oldcontext = MemoryContextSwitchTo(afile_context);
+	walvault_slot_set_state(slot, WALVAULT_SLOT_BUSY, files[0]);
+
+	PG_TRY();
+	{
+		target->stage(files, nfiles);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata = afile_recover(afile_context, false);
+
+		ereport(LOG,
+				(errcode(edata->sqlerrcode),
+				 errmsg("pg_walvault: could not archive %d files together: %s",
+						nfiles, edata->message),
+				 errdetail("What was left undone is done one file at a time.")));
+		FreeErrorData(edata);
+		RESUME_INTERRUPTS();
+	}
+	PG_END_TRY();
+
+	walvault_slot_set_state(slot, WALVAULT_SLOT_IDLE, NULL);
+	MemoryContextSwitchTo(oldcontext);
+	MemoryContextReset(afile_context);
+}
+
+/*
+ * How many files a worker takes at once: a batch where the target can
+ * archive files together, one file otherwise (taking more would only make
+ * the others wait for this worker, and delay its exit).  A batch holds no
+ * more than WALVAULT_BATCH_BYTES of WAL: what it saves is a cost per file,
+ * which only counts with small segments, while a large batch of large
+ * segments would only make the archiver wait longer for the first of them.
+ */
+int
+walvault_archive_batch_max(void)
+{
+	const WalvaultTarget *target;
+	int			nset;
+
+	target = walvault_archive_target(&nset);
+	if (target == NULL || target->stage == NULL)
+		return 1;
+	return Max(1, Min(walvault_batch_size,
+					  WALVAULT_BATCH_BYTES / wal_segment_size));
+}
+
+/*
  * In a PG_CATCH block: log the error, undo what the failed code may have
- * left behind (a lock, a wait event, open files, a temporary file, a
- * running command), and count a failure of file, shown in the views.
- * context is where the error data may be copied; it is current afterwards.
+ * left behind (afile_recover()), and count a failure of file, shown in the
+ * views.  context is where the error data may be copied; it is current
+ * afterwards.
  */
 void
 walvault_trap_error(WalvaultSlot *slot, const char *file,
 					MemoryContext context)
+{
+	ErrorData  *edata = afile_recover(context, true);
+
+	walvault_count_failure(slot, file, edata->message);
+	FreeErrorData(edata);
+	RESUME_INTERRUPTS();
+}
+
+/*
+ * In a PG_CATCH block: take the error (logged if log), and undo what the
+ * failed code may have left behind (a lock, a wait event, open files, a
+ * temporary file, a running command).  Returns the error's data, copied
+ * into context, which is current afterwards; interrupts are held until the
+ * caller resumes them.
+ */
+static ErrorData *
+afile_recover(MemoryContext context, bool log)
 {
 	ErrorData  *edata;
 
@@ -119,15 +209,13 @@ walvault_trap_error(WalvaultSlot *slot, const char *file,
 	pgstat_report_wait_end();
 	MemoryContextSwitchTo(context);
 	edata = CopyErrorData();
-	EmitErrorReport();
+	if (log)
+		EmitErrorReport();
 	FlushErrorState();
 
 	walvault_target_abort();
 	AtEOSubXact_Files(false, InvalidSubTransactionId, InvalidSubTransactionId);
-
-	walvault_count_failure(slot, file, edata->message);
-	FreeErrorData(edata);
-	RESUME_INTERRUPTS();
+	return edata;
 }
 
 /*

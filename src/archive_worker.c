@@ -5,18 +5,21 @@
  *	  coordinator, archiving files from the queue in the DSM segment.
  *
  * Each worker owns one slot (its worker_id).  Its loop takes the next
- * queued file (the one the archiver waits for first, then the oldest),
- * archives it with the same code the archiver would use, and records the
- * result in the queue (queue.c), which wakes the archiver if it waits for
- * that file.  With nothing to do it sleeps on its own latch, which is set
- * when files are queued for it.
+ * queued files, up to pg_walvault.batch_size of them (the one the archiver
+ * waits for first, then the oldest; queue.c leaves a file for every other
+ * idle worker), lets the target archive them together where it can share
+ * work between them (an archive directory: one fsync of the directory for
+ * all), archives each with the same code the archiver would use, and
+ * records each result in the queue (queue.c), which wakes the archiver if
+ * it waits for that file.  With nothing to do it sleeps on its own latch,
+ * which is set when files are queued for it.
  *
  * A worker leaves when the coordinator asks (the pool shrank), when it has
  * been idle for pg_walvault.worker_idle_timeout and the pool is above
  * pg_walvault.min_workers, or at shutdown (SIGTERM).  It always finishes the
- * file it is archiving first: a copy is bounded by the size of one file,
+ * files it took first: that is bounded by pg_walvault.batch_size copies,
  * and a half-written archive file would only be thrown away.  If it exits on
- * an error instead, its exit callback puts the file back into the queue and
+ * an error instead, its exit callback puts its files back into the queue and
  * the coordinator starts a new worker.
  *
  * src/archive_worker.c
@@ -78,7 +81,8 @@ walvault_archive_worker_main(Datum main_arg)
 	idle_since = GetCurrentTimestamp();
 	for (;;)
 	{
-		char		fname[WALVAULT_FNAME_LEN];
+		WalvaultFileName fnames[WALVAULT_MAX_BATCH];
+		int			nfiles;
 		long		idle_ms;
 
 		CHECK_FOR_INTERRUPTS();
@@ -87,16 +91,24 @@ walvault_archive_worker_main(Datum main_arg)
 		if (ShutdownRequestPending || aw_should_stop())
 			break;
 
-		if (walvault_queue_take(aw_dsm, aw_slotno, fname))
+		nfiles = walvault_queue_take(aw_dsm, aw_slotno, fnames,
+									 walvault_archive_batch_max());
+		if (nfiles > 0)
 		{
-			char		path[MAXPGPATH];
-			uint32		target_hash;
-			bool		ok;
+			uint32		target_hash = walvault_target_hash();
 
-			snprintf(path, sizeof(path), XLOGDIR "/%s", fname);
-			target_hash = walvault_target_hash();
-			ok = walvault_archive_file_guarded(fname, path, slot);
-			walvault_queue_finish(aw_dsm, aw_slotno, fname, ok, target_hash);
+			walvault_archive_stage(fnames, nfiles, slot);
+			for (int i = 0; i < nfiles; i++)
+			{
+				char		path[MAXPGPATH];
+				bool		ok;
+
+				CHECK_FOR_INTERRUPTS();
+				snprintf(path, sizeof(path), XLOGDIR "/%s", fnames[i]);
+				ok = walvault_archive_file_guarded(fnames[i], path, slot);
+				walvault_queue_finish(aw_dsm, aw_slotno, fnames[i], ok,
+									  target_hash);
+			}
 			idle_since = GetCurrentTimestamp();
 			continue;
 		}

@@ -41,6 +41,7 @@ int			walvault_max_workers = 4;
 int			walvault_min_workers = 1;
 int			walvault_worker_idle_timeout = 60000;
 int			walvault_readahead = 64;
+int			walvault_batch_size = 8;
 bool		walvault_mark_done_ahead = true;
 int			walvault_stats_interval = 10000;
 int			walvault_history_size = 1440;
@@ -133,6 +134,15 @@ walvault_define_gucs(void)
 							NULL,
 							&walvault_readahead,
 							64, 0, WALVAULT_MAX_READAHEAD,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_walvault.batch_size",
+							"Most queued files an archive worker archives together.",
+							"Into an archive directory, a worker copies that many files, and no more than 16 MB of WAL, before it fsyncs them, and makes their names durable with one fsync of the directory. 1 archives one file at a time.",
+							&walvault_batch_size,
+							8, 1, WALVAULT_MAX_BATCH,
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);

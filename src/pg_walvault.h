@@ -54,6 +54,9 @@
 
 #define WALVAULT_MAX_READAHEAD		1024
 #define WALVAULT_MAX_WORKERS		256
+#define WALVAULT_MAX_BATCH			64
+/* most WAL a worker archives in one batch: pg_walvault.batch_size */
+#define WALVAULT_BATCH_BYTES		(16 * 1024 * 1024)
 
 /*
  * Temporary files in the archive directory are named
@@ -117,6 +120,17 @@ typedef struct WalvaultTarget
 	 */
 	void		(*abort) (void);
 
+	/*
+	 * Optional (NULL if the target has nothing to share between files):
+	 * archive files[] together, as far as that saves work, before a worker
+	 * archives each of them with archive(), which then reports what this
+	 * made durable without doing it again.  Whatever it leaves undone,
+	 * archive() does as usual; an ERROR here only means that.  Called with
+	 * every batch a worker takes, of one file too, so that nothing it kept
+	 * outlives its batch.
+	 */
+	void		(*stage) (WalvaultFileName *files, int nfiles);
+
 	/* Say at elevel what is wrong with its settings now (start, reload). */
 	void		(*check) (int elevel);
 
@@ -143,6 +157,7 @@ extern int	walvault_max_workers;
 extern int	walvault_min_workers;
 extern int	walvault_worker_idle_timeout;
 extern int	walvault_readahead;
+extern int	walvault_batch_size;
 extern bool walvault_mark_done_ahead;
 extern int	walvault_stats_interval;
 extern int	walvault_history_size;
@@ -200,6 +215,9 @@ extern bool walvault_archive_file_guarded(const char *file, const char *path,
 										  WalvaultSlot *slot);
 extern void walvault_trap_error(WalvaultSlot *slot, const char *file,
 								MemoryContext context);
+extern int	walvault_archive_batch_max(void);
+extern void walvault_archive_stage(WalvaultFileName *files, int nfiles,
+								   WalvaultSlot *slot);
 extern bool walvault_is_archivable_name(const char *file);
 extern const WalvaultTarget *walvault_archive_target(int *nset);
 
@@ -245,7 +263,8 @@ extern void walvault_queue_free(WalvaultQueueEntry *e);
 extern WalvaultRequest walvault_queue_request(WalvaultDsm *dsm,
 											  const char *fname,
 											  WalvaultQueueEntry **entry);
-extern bool walvault_queue_take(WalvaultDsm *dsm, int slotno, char *fname);
+extern int	walvault_queue_take(WalvaultDsm *dsm, int slotno,
+							   WalvaultFileName *fnames, int max);
 extern void walvault_queue_finish(WalvaultDsm *dsm, int slotno,
 								  const char *fname, bool ok,
 								  uint32 target_hash);

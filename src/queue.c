@@ -264,35 +264,50 @@ walvault_queue_take_done(WalvaultDsm *dsm, uint32 target_hash,
 }
 
 /*
- * A worker (slotno) takes the next queued file: the one the archiver waits
- * for, else the oldest.  Returns false when nothing is queued.
+ * A worker (slotno) takes the next queued files, up to max of them: first
+ * the one the archiver waits for, then the oldest.  It takes more than one
+ * only while that leaves a queued file for every other idle worker, so that
+ * a few files are still archived in parallel.  Their names go into
+ * fnames[]; returns how many (0 when nothing is queued).
  */
-bool
-walvault_queue_take(WalvaultDsm *dsm, int slotno, char *fname)
+int
+walvault_queue_take(WalvaultDsm *dsm, int slotno, WalvaultFileName *fnames,
+					int max)
 {
 	WalvaultQueueEntry *queue = walvault_queue(dsm);
-	WalvaultQueueEntry *best = NULL;
+	WalvaultCensus census;
+	int			others_idle;
+	int			ntake;
+	int			n = 0;
 
 	LWLockAcquire(walvault_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < dsm->queue_size; i++)
+	walvault_census(dsm, &census);
+	others_idle = census.idle -
+		(dsm->slots[slotno].state == WALVAULT_SLOT_IDLE ? 1 : 0);
+	ntake = Min(max, Max(1, census.queued - others_idle));
+	while (n < ntake)
 	{
-		WalvaultQueueEntry *e = &queue[i];
+		WalvaultQueueEntry *best = NULL;
 
-		if (e->status != WALVAULT_ENTRY_QUEUED)
-			continue;
-		if (best == NULL ||
-			(e->requested && !best->requested) ||
-			(e->requested == best->requested && e->seq < best->seq))
-			best = e;
-	}
-	if (best != NULL)
-	{
+		for (int i = 0; i < dsm->queue_size; i++)
+		{
+			WalvaultQueueEntry *e = &queue[i];
+
+			if (e->status != WALVAULT_ENTRY_QUEUED)
+				continue;
+			if (best == NULL ||
+				(e->requested && !best->requested) ||
+				(e->requested == best->requested && e->seq < best->seq))
+				best = e;
+		}
+		if (best == NULL)
+			break;
 		best->status = WALVAULT_ENTRY_IN_PROGRESS;
 		best->slot = slotno;
-		strlcpy(fname, best->fname, WALVAULT_FNAME_LEN);
+		strlcpy(fnames[n++], best->fname, WALVAULT_FNAME_LEN);
 	}
 	LWLockRelease(walvault_shared->lock);
-	return best != NULL;
+	return n;
 }
 
 /*

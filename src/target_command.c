@@ -77,6 +77,7 @@ const WalvaultTarget walvault_target_command = {
 	.abort = tcmd_abort,
 	.check = tcmd_check,
 	.cleanup = NULL,
+	.stage = NULL,
 };
 
 /*

@@ -83,6 +83,12 @@
  * archiving by itself (a pool of 0, at shutdown) takes part like a worker;
  * alone, it leads every fsync, which costs two spinlock round trips.
  *
+ * Batches.  A worker may take several queued files at once
+ * (pg_walvault.batch_size); cdir_stage() then copies them all before the
+ * first fsync, and renames them all before one fsync of the directory, for
+ * which it takes one ticket per rename.  cdir_archive() reports each of
+ * them afterwards.
+ *
  * Errors are raised with ereport(ERROR); the caller (archive_file.c) traps
  * them.  A temporary file left by an error or by process exit is removed by
  * cdir_abort().
@@ -126,11 +132,12 @@
 
 /*
  * A test-only hook, inert unless the server's environment has
- * PG_WALVAULT_TEST_DIRSYNC_HOLD=DIR (t/060_group_fsync.pl).  A leader of a
- * group fsync that finds DIR/hold renames it to DIR/held.PID and waits,
- * before it snapshots the tickets, until DIR/go exists; and after every
- * group fsync the leader appends "FIRST LAST" (the tickets it covered) to
- * DIR/fsyncs.  A test thereby holds the fsync that must cover renames
+ * PG_WALVAULT_TEST_DIRSYNC_HOLD=DIR (t/060_group_fsync.pl, t/062_batch.pl).
+ * A leader of a group fsync that finds DIR/hold (or DIR/hold.N, and has N
+ * or more renames of its own to make durable: a batch) renames it to
+ * DIR/held.PID and waits, before it snapshots the tickets, until DIR/go
+ * exists; and after every group fsync the leader appends "FIRST LAST" (the
+ * tickets it covered, one per rename) to DIR/fsyncs.  A test thereby holds the fsync that must cover renames
  * already done, without timing guesses, and sees what one fsync covered.
  */
 #define CDIR_TEST_HOLD_ENV	"PG_WALVAULT_TEST_DIRSYNC_HOLD"
@@ -168,6 +175,42 @@ static struct
 	struct stat st;
 }			cdir_outside_known;
 
+/*
+ * The files of a worker's batch that cdir_stage() archived together, until
+ * cdir_archive() reports each.  COPIED: in its temporary file, its
+ * writeback started; RENAMED: under its name, which may not be durable yet;
+ * DURABLE: the directory was fsynced after the rename; FAILED: an error
+ * came after the rename (cdir_abort()), so the name may not be durable,
+ * and a later fsync that succeeds would not prove that it is: the file
+ * fails, and the server's next attempt judges it (cdir_existing()).
+ * Nothing is kept beyond the next batch.
+ */
+typedef enum CdirStagedState
+{
+	CDIR_STAGED_COPIED,
+	CDIR_STAGED_RENAMED,
+	CDIR_STAGED_DURABLE,
+	CDIR_STAGED_FAILED
+} CdirStagedState;
+
+typedef struct CdirStaged
+{
+	WalvaultFileName file;
+	char		temp[MAXPGPATH];	/* while COPIED */
+	int			fd;				/* while COPIED and not yet fsynced, or -1 */
+	CdirStagedState state;
+	uint64		bytes;			/* the WAL file's size */
+	uint64		stored;			/* the archive file's */
+} CdirStaged;
+
+static struct
+{
+	int			n;
+	char		dir[MAXPGPATH]; /* where they went */
+	WalvaultCodecMethod method; /* how they were stored */
+	CdirStaged	files[WALVAULT_MAX_BATCH];
+}			cdir_staged;
+
 static uint64 cdir_archive(const char *file, const char *path,
 						   uint64 *stored);
 static void cdir_abort(void);
@@ -179,20 +222,29 @@ static int	cdir_create_temp(const char *dir, const char *file);
 static uint64 cdir_existing(const char *path, const char *dest,
 							WalvaultCodecMethod method, const char *dir);
 static bool cdir_publish(const char *temp, const char *dest, const char *dir);
+static bool cdir_rename_new(const char *temp, const char *dest);
+static bool cdir_find_existing(const char *dir, const char *file, char *dest,
+							   WalvaultCodecMethod *method);
+static void cdir_stage(WalvaultFileName *files, int nfiles);
+static bool cdir_staged_take(const char *file, const char *dir,
+							 WalvaultCodecMethod method, uint64 *bytes,
+							 uint64 *stored);
+static void cdir_remove_temp(const char *path);
 static void cdir_fsync(const char *path, bool isdir);
-static void cdir_sync_dir(const char *dir);
+static void cdir_sync_dir(const char *dir, int nrenames);
 static int	cdir_fsync_dir_now(const char *dir);
 static const char *cdir_test_dir(void);
-static void cdir_test_hold(void);
+static void cdir_test_hold(int nrenames);
 static void cdir_test_covered(uint64 first, uint64 last);
 static void cdir_drop_cache(const char *path);
 static const char *cdir_temp_tag(void);
 static bool cdir_equal(const char *src, const char *archived,
 					   WalvaultCodecMethod method);
-static uint64 cdir_copy(const char *src, int dstfd, const char *dst);
+static uint64 cdir_copy(const char *src, int dstfd, const char *dst,
+						bool keep_open);
 static uint64 cdir_compress(const char *src, int dstfd, const char *dst,
 							const WalvaultCompression *compression,
-							uint64 *stored);
+							uint64 *stored, bool keep_open);
 static WalvaultCodec *cdir_codec(WalvaultCodecMethod method, int level,
 								 size_t size);
 static bool cdir_write_sink(void *arg, const char *data, size_t len);
@@ -202,6 +254,7 @@ static ssize_t cdir_copy_chunk(int srcfd, const char *src, int dstfd,
 							   const char *dst);
 static void cdir_dest_written(CdirDest *dest, size_t len);
 static void cdir_dest_close(CdirDest *dest);
+static void cdir_dest_finish(CdirDest *dest, bool keep_open);
 static int	cdir_open(const char *path, int flags);
 
 const WalvaultTarget walvault_target_directory = {
@@ -210,6 +263,7 @@ const WalvaultTarget walvault_target_directory = {
 	.abort = cdir_abort,
 	.check = cdir_check,
 	.cleanup = cdir_cleanup,
+	.stage = cdir_stage,
 };
 
 /*
@@ -224,9 +278,13 @@ cdir_archive(const char *file, const char *path, uint64 *stored)
 	WalvaultCompression compression = walvault_compression;
 	const char *dir = walvault_archive_directory;
 	char		dest[MAXPGPATH];
-	struct stat st;
+	WalvaultCodecMethod method;
 	uint64		bytes;
 	int			tempfd;
+
+	/* archived with the others of a batch just now (cdir_stage()) */
+	if (cdir_staged_take(file, dir, compression.method, &bytes, stored))
+		return bytes;
 
 	cdir_ensure_buffers();
 
@@ -237,31 +295,20 @@ cdir_archive(const char *file, const char *path, uint64 *stored)
 	walvault_marker_ensure(&walvault_target_directory, file);
 
 	/* in the archive already, under any name the restore program reads? */
-	for (int i = 0; i < WALVAULT_CODEC_LOOKUP_COUNT; i++)
+	if (cdir_find_existing(dir, file, dest, &method))
 	{
-		WalvaultCodecMethod method = walvault_codec_lookup_order[i];
-
-		snprintf(dest, sizeof(dest), "%s/%s%s", dir, file,
-				 walvault_codec_suffix(method));
-		if (stat(dest, &st) == 0)
-		{
-			*stored = 0;		/* nothing was written */
-			return cdir_existing(path, dest, method, dir);
-		}
-		if (errno != ENOENT)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not stat file \"%s\": %m", dest)));
+		*stored = 0;			/* nothing was written */
+		return cdir_existing(path, dest, method, dir);
 	}
 
 	snprintf(dest, sizeof(dest), "%s/%s%s", dir, file,
 			 walvault_codec_suffix(compression.method));
 	tempfd = cdir_create_temp(dir, file);
 	if (compression.method == WALVAULT_CODEC_NONE)
-		*stored = bytes = cdir_copy(path, tempfd, cdir_temp_path);
+		*stored = bytes = cdir_copy(path, tempfd, cdir_temp_path, false);
 	else
 		bytes = cdir_compress(path, tempfd, cdir_temp_path, &compression,
-							  stored);
+							  stored, false);
 
 	if (!cdir_publish(cdir_temp_path, dest, dir))
 	{
@@ -271,6 +318,164 @@ cdir_archive(const char *file, const char *path, uint64 *stored)
 		return cdir_existing(path, dest, compression.method, dir);
 	}
 	return bytes;
+}
+
+/*
+ * Is file in dir already, under any of the names the restore program looks
+ * for?  If so, dest (MAXPGPATH) gets the name found and *method how the
+ * file is stored under it.
+ */
+static bool
+cdir_find_existing(const char *dir, const char *file, char *dest,
+				   WalvaultCodecMethod *method)
+{
+	for (int i = 0; i < WALVAULT_CODEC_LOOKUP_COUNT; i++)
+	{
+		struct stat st;
+
+		*method = walvault_codec_lookup_order[i];
+		snprintf(dest, MAXPGPATH, "%s/%s%s", dir, file,
+				 walvault_codec_suffix(*method));
+		if (stat(dest, &st) == 0)
+			return true;
+		if (errno != ENOENT)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not stat file \"%s\": %m", dest)));
+	}
+	return false;
+}
+
+/*
+ * Archive the files of a worker's batch together (the target's stage
+ * callback), so that they share the work of becoming durable: copy each
+ * into its temporary file and start its writeback, so that the disk gets
+ * them all at once; fsync each (the first fsync waits for the writeback of
+ * all, and ext4 commits the allocations of all in one journal transaction,
+ * so the others have little left to do); rename each to its name; and make
+ * every name durable with one fsync of the directory, shared with other
+ * processes as in cdir_sync_dir().  cdir_archive() then reports each file
+ * without doing anything again.
+ *
+ * A file already in the archive, or one that appears there meanwhile, is
+ * left for cdir_archive() to judge, as is every file not yet renamed when
+ * an ERROR comes: cdir_abort() removes the temporary files.  A file renamed
+ * before the ERROR fails (CdirStaged).  A file is never reported before
+ * the fsync of the directory that covers its rename, so a crash at any
+ * point here only means that the server asks for the file again.
+ */
+static void
+cdir_stage(WalvaultFileName *files, int nfiles)
+{
+	WalvaultCompression compression = walvault_compression;
+	const char *dir = walvault_archive_directory;
+	char		dest[MAXPGPATH];
+	int			nrenamed = 0;
+
+	/* nothing kept outlives its batch */
+	cdir_staged.n = 0;
+	if (nfiles < 2)
+		return;
+
+	cdir_ensure_buffers();
+	(void) cdir_outside_data_directory(dir, ERROR);
+	walvault_marker_ensure(&walvault_target_directory, files[0]);
+	strlcpy(cdir_staged.dir, dir, sizeof(cdir_staged.dir));
+	cdir_staged.method = compression.method;
+
+	for (int i = 0; i < nfiles; i++)
+	{
+		CdirStaged *staged;
+		char		src[MAXPGPATH];
+		WalvaultCodecMethod method;
+		int			fd;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!walvault_is_archivable_name(files[i]) ||
+			cdir_find_existing(dir, files[i], dest, &method))
+			continue;			/* for cdir_archive() to judge */
+		snprintf(src, sizeof(src), XLOGDIR "/%s", files[i]);
+		fd = cdir_create_temp(dir, files[i]);
+
+		/* the temporary file is the table's now (cdir_abort()) */
+		staged = &cdir_staged.files[cdir_staged.n++];
+		strlcpy(staged->file, files[i], sizeof(staged->file));
+		strlcpy(staged->temp, cdir_temp_path, sizeof(staged->temp));
+		staged->fd = fd;
+		staged->state = CDIR_STAGED_COPIED;
+		cdir_temp_path[0] = '\0';
+
+		if (compression.method == WALVAULT_CODEC_NONE)
+			staged->stored = staged->bytes =
+				cdir_copy(src, fd, staged->temp, true);
+		else
+			staged->bytes = cdir_compress(src, fd, staged->temp,
+										  &compression, &staged->stored,
+										  true);
+	}
+
+	for (int i = 0; i < cdir_staged.n; i++)
+	{
+		CdirStaged *staged = &cdir_staged.files[i];
+		CdirDest	tempdest = {staged->fd, staged->temp, 0, 0, 0};
+
+		/* on an ERROR the descriptor is closed with the others (fd.c) */
+		staged->fd = -1;
+		cdir_dest_close(&tempdest);
+	}
+
+	for (int i = 0; i < cdir_staged.n; i++)
+	{
+		CdirStaged *staged = &cdir_staged.files[i];
+
+		snprintf(dest, sizeof(dest), "%s/%s%s", dir, staged->file,
+				 walvault_codec_suffix(compression.method));
+		if (cdir_rename_new(staged->temp, dest))
+		{
+			staged->state = CDIR_STAGED_RENAMED;
+			nrenamed++;
+			continue;
+		}
+		/* it appeared meanwhile: ours goes, cdir_archive() judges theirs */
+		cdir_remove_temp(staged->temp);
+		cdir_staged.files[i--] = cdir_staged.files[--cdir_staged.n];
+	}
+
+	if (nrenamed > 0)
+		cdir_sync_dir(dir, nrenamed);
+	for (int i = 0; i < cdir_staged.n; i++)
+		cdir_staged.files[i].state = CDIR_STAGED_DURABLE;
+}
+
+/*
+ * Was file archived into dir, stored with method, by the batch just staged?
+ * Then *bytes and *stored get its sizes, and it is forgotten.  If the batch
+ * failed after renaming it, that is an ERROR.
+ */
+static bool
+cdir_staged_take(const char *file, const char *dir,
+				 WalvaultCodecMethod method, uint64 *bytes, uint64 *stored)
+{
+	for (int i = 0; i < cdir_staged.n; i++)
+	{
+		CdirStaged staged = cdir_staged.files[i];
+
+		if (strcmp(staged.file, file) != 0)
+			continue;
+		cdir_staged.files[i] = cdir_staged.files[--cdir_staged.n];
+		if (staged.state == CDIR_STAGED_FAILED)
+			ereport(ERROR,
+					(errcode(ERRCODE_IO_ERROR),
+					 errmsg("could not make the name of the archive file for \"%s\" durable",
+							file),
+					 errdetail("The file was archived together with others, and an error after its rename, logged before this one, left its name possibly not durable."),
+					 errhint("The server asks for the file again; that attempt fsyncs and compares the file found in the archive.")));
+		*bytes = staged.bytes;
+		*stored = staged.stored;
+		return staged.state == CDIR_STAGED_DURABLE &&
+			strcmp(cdir_staged.dir, dir) == 0 && cdir_staged.method == method;
+	}
+	return false;
 }
 
 /*
@@ -322,6 +527,21 @@ cdir_existing(const char *path, const char *dest, WalvaultCodecMethod method,
 static bool
 cdir_publish(const char *temp, const char *dest, const char *dir)
 {
+	if (!cdir_rename_new(temp, dest))
+		return false;
+	cdir_temp_path[0] = '\0';
+
+	cdir_sync_dir(dir, 1);
+	return true;
+}
+
+/*
+ * Rename temp to dest unless a file of that name exists (then return false
+ * and leave both alone); the new name is not durable yet.
+ */
+static bool
+cdir_rename_new(const char *temp, const char *dest)
+{
 	int			rc = -1;
 
 	/* held here by a test, to create dest meanwhile (17+) */
@@ -355,20 +575,18 @@ cdir_publish(const char *temp, const char *dest, const char *dir)
 					(errcode_for_file_access(),
 					 errmsg("could not remove file \"%s\": %m", temp)));
 	}
-	cdir_temp_path[0] = '\0';
-
-	cdir_sync_dir(dir);
 	return true;
 }
 
 /*
- * Make the renames into dir done so far durable: share an fsync of the
- * directory with the processes that renamed at about the same time (see
- * the file header), or fsync it alone.  Returns once an fsync that began
- * after our rename has succeeded; a failure is an ERROR.
+ * Make the renames into dir done so far durable (nrenames of them are
+ * ours): share an fsync of the directory with the processes that renamed
+ * at about the same time (see the file header), or fsync it alone.
+ * Returns once an fsync that began after our renames has succeeded; a
+ * failure is an ERROR.
  */
 static void
-cdir_sync_dir(const char *dir)
+cdir_sync_dir(const char *dir, int nrenames)
 {
 	WalvaultDirSync *ds;
 	uint64		ticket;
@@ -398,7 +616,8 @@ cdir_sync_dir(const char *dir)
 		}
 		strlcpy(ds->dir, dir, sizeof(ds->dir));
 	}
-	ticket = ++ds->next_ticket;
+	ds->next_ticket += nrenames;
+	ticket = ds->next_ticket;
 	SpinLockRelease(&ds->mutex);
 
 	for (;;)
@@ -434,7 +653,7 @@ cdir_sync_dir(const char *dir)
 		 * ERROR or process an interrupt: everyone else waits for us.
 		 */
 		if (cdir_test_dir() != NULL)
-			cdir_test_hold();
+			cdir_test_hold(nrenames);
 		SpinLockAcquire(&ds->mutex);
 		first = Max(ds->synced_upto, ds->failed_upto) + 1;
 		last = ds->next_ticket;
@@ -530,7 +749,7 @@ cdir_test_dir(void)
  * until the test lets it go.  No ERROR, no interrupt: we lead a group.
  */
 static void
-cdir_test_hold(void)
+cdir_test_hold(int nrenames)
 {
 	char		hold[MAXPGPATH];
 	char		held[MAXPGPATH];
@@ -540,7 +759,18 @@ cdir_test_hold(void)
 	snprintf(held, sizeof(held), "%s/held.%d", cdir_test_dir(), MyProcPid);
 	snprintf(go, sizeof(go), "%s/go", cdir_test_dir());
 	if (rename(hold, held) != 0)
-		return;					/* not armed, or another process took it */
+	{
+		bool		armed = false;
+
+		/* DIR/hold.N: only a leader of N renames of its own or more */
+		for (int n = 2; n <= nrenames && !armed; n++)
+		{
+			snprintf(hold, sizeof(hold), "%s/hold.%d", cdir_test_dir(), n);
+			armed = (rename(hold, held) == 0);
+		}
+		if (!armed)
+			return;				/* not armed, or another process took it */
+	}
 	while (access(go, F_OK) != 0 && PostmasterIsAlive())
 		pg_usleep(10000L);
 	(void) unlink(go);
@@ -694,13 +924,37 @@ cdir_abort(void)
 	ConditionVariableCancelSleep();
 	if (cdir_temp_path[0] != '\0')
 	{
-		if (unlink(cdir_temp_path) != 0 && errno != ENOENT)
-			ereport(LOG,
-					(errcode_for_file_access(),
-					 errmsg("could not remove temporary file \"%s\": %m",
-							cdir_temp_path)));
+		cdir_remove_temp(cdir_temp_path);
 		cdir_temp_path[0] = '\0';
 	}
+
+	/*
+	 * A batch cut short: its temporary files go (their descriptors are
+	 * closed by fd.c, or by exit), and files renamed but not known durable
+	 * fail (see CdirStaged).
+	 */
+	for (int i = 0; i < cdir_staged.n; i++)
+	{
+		CdirStaged *staged = &cdir_staged.files[i];
+
+		if (staged->state == CDIR_STAGED_RENAMED)
+			staged->state = CDIR_STAGED_FAILED;
+		else if (staged->state == CDIR_STAGED_COPIED)
+		{
+			cdir_remove_temp(staged->temp);
+			cdir_staged.files[i--] = cdir_staged.files[--cdir_staged.n];
+		}
+	}
+}
+
+/* Remove a temporary file of ours; a failure is only logged. */
+static void
+cdir_remove_temp(const char *path)
+{
+	if (unlink(path) != 0 && errno != ENOENT)
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not remove temporary file \"%s\": %m", path)));
 }
 
 /*
@@ -923,7 +1177,7 @@ cdir_transfer(int fd, const char *path, char *buf, size_t len, bool writing,
  * copy.
  */
 static uint64
-cdir_copy(const char *src, int dstfd, const char *dst)
+cdir_copy(const char *src, int dstfd, const char *dst, bool keep_open)
 {
 	int			srcfd;
 	CdirDest	dest = {dstfd, dst, 0, 0,
@@ -970,7 +1224,7 @@ cdir_copy(const char *src, int dstfd, const char *dst)
 		cdir_dest_written(&dest, n);
 	}
 
-	cdir_dest_close(&dest);
+	cdir_dest_finish(&dest, keep_open);
 	CloseTransientFile(srcfd);
 	return dest.written;
 }
@@ -982,7 +1236,8 @@ cdir_copy(const char *src, int dstfd, const char *dst)
  */
 static uint64
 cdir_compress(const char *src, int dstfd, const char *dst,
-			  const WalvaultCompression *compression, uint64 *stored)
+			  const WalvaultCompression *compression, uint64 *stored,
+			  bool keep_open)
 {
 	WalvaultCodec *codec;
 	int			srcfd;
@@ -1024,7 +1279,7 @@ cdir_compress(const char *src, int dstfd, const char *dst,
 							err)));
 	}
 
-	cdir_dest_close(&dest);
+	cdir_dest_finish(&dest, keep_open);
 	CloseTransientFile(srcfd);
 	*stored = dest.written;
 	return total;
@@ -1077,6 +1332,23 @@ cdir_dest_written(CdirDest *dest, size_t len)
 {
 	dest->written += len;
 	if (dest->written - dest->flushed >= CDIR_FLUSH_BYTES)
+	{
+		pg_flush_data(dest->fd, dest->flushed, dest->written - dest->flushed);
+		dest->flushed = dest->written;
+	}
+}
+
+/*
+ * The copy into dest is complete: fsync and close it (cdir_dest_close()),
+ * or, for cdir_stage(), which fsyncs it later, keep it open and start the
+ * writeback of what is left.
+ */
+static void
+cdir_dest_finish(CdirDest *dest, bool keep_open)
+{
+	if (!keep_open)
+		cdir_dest_close(dest);
+	else if (dest->written > dest->flushed)
 	{
 		pg_flush_data(dest->fd, dest->flushed, dest->written - dest->flushed);
 		dest->flushed = dest->written;

@@ -176,6 +176,7 @@ const WalvaultTarget walvault_target_s3 = {
 	.abort = ts3_abort,
 	.check = ts3_check,
 	.cleanup = NULL,
+	.stage = NULL,
 };
 
 /*
