@@ -137,8 +137,9 @@
  * or more renames of its own to make durable: a batch) renames it to
  * DIR/held.PID and waits, before it snapshots the tickets, until DIR/go
  * exists; and after every group fsync the leader appends "FIRST LAST" (the
- * tickets it covered, one per rename) to DIR/fsyncs.  A test thereby holds the fsync that must cover renames
- * already done, without timing guesses, and sees what one fsync covered.
+ * tickets it covered, one per rename) to DIR/fsyncs.  A test thereby holds
+ * the fsync that must cover renames already done, without timing guesses,
+ * and sees what one fsync covered.
  */
 #define CDIR_TEST_HOLD_ENV	"PG_WALVAULT_TEST_DIRSYNC_HOLD"
 
