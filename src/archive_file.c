@@ -110,7 +110,8 @@ walvault_archive_file_guarded(const char *file, const char *path,
  * walvault_archive_file_guarded().  An error here is logged, but counted as
  * no file's failure: what it left undone is done file by file, which meets
  * the same problem and counts it (or, where the target cannot tell whether
- * the error left a file archived, fails the file).
+ * the error left a file archived, fails the file).  The slot stays busy:
+ * the caller archives the files right after.
  */
 void
 walvault_archive_stage(WalvaultFileName *files, int nfiles,
@@ -123,6 +124,12 @@ walvault_archive_stage(WalvaultFileName *files, int nfiles,
 	target = walvault_archive_target(&nset);
 	if (target == NULL || target->stage == NULL)
 		return;
+	if (nfiles < 2)
+	{
+		/* nothing to share: the target only forgets the last batch */
+		target->stage(files, nfiles);
+		return;
+	}
 
 	if (afile_context == NULL)
 		afile_context = AllocSetContextCreate(TopMemoryContext,
@@ -149,7 +156,6 @@ walvault_archive_stage(WalvaultFileName *files, int nfiles,
 	}
 	PG_END_TRY();
 
-	walvault_slot_set_state(slot, WALVAULT_SLOT_IDLE, NULL);
 	MemoryContextSwitchTo(oldcontext);
 	MemoryContextReset(afile_context);
 }

@@ -126,8 +126,8 @@ typedef struct WalvaultTarget
 	 * archives each of them with archive(), which then reports what this
 	 * made durable without doing it again.  Whatever it leaves undone,
 	 * archive() does as usual; an ERROR here only means that.  Called with
-	 * every batch a worker takes, of one file too, so that nothing it kept
-	 * outlives its batch.
+	 * every batch a worker takes, so that nothing it kept outlives its
+	 * batch; with fewer than two files it must only forget, and never fail.
 	 */
 	void		(*stage) (WalvaultFileName *files, int nfiles);
 
