@@ -20,14 +20,6 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use WalvaultTest;
 
-sub touch
-{
-	my ($path) = @_;
-	open(my $fh, '>', $path) or die "$path: $!";
-	close $fh;
-	return;
-}
-
 sub set_conf
 {
 	my ($node, $conf) = @_;

@@ -31,27 +31,6 @@ my $archive = $node->{walvault_archive};
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_walvault');
 
-sub touch
-{
-	my ($path) = @_;
-	open(my $fh, '>', $path) or die "create $path: $!";
-	close $fh;
-	return;
-}
-
-# pid of the process holding the fsync, once it holds it
-sub held_pid
-{
-	$node->poll_query_until('postgres',
-		"SELECT count(*) = 1 FROM pg_ls_dir('$hold') f WHERE f LIKE 'held.%'")
-	  or die 'no fsync of the archive directory was held';
-	opendir(my $dh, $hold) or die "opendir $hold: $!";
-	my ($held) = grep { /^held\.\d+$/ } readdir($dh);
-	closedir $dh;
-	unlink "$hold/$held" or die "unlink $held: $!";
-	return $held =~ s/^held\.//r;
-}
-
 # WAL files renamed into the archive (temporary files start with a dot)
 sub renamed_files
 {
@@ -96,7 +75,7 @@ my ($snap, @ready) = snapshot_ready($node);
 touch("$hold/hold");
 set_archive_directory($node, $archive);
 
-my $leader = held_pid();
+my $leader = held_pid($node, $hold);
 wait_for_waiters($leader, 1, 0);
 my @renamed = renamed_files();
 cmp_ok(scalar(@renamed), '>=', 2,
@@ -128,7 +107,7 @@ my $before = archived_count();
 touch("$hold/hold");
 set_archive_directory($node, $archive);
 
-$leader = held_pid();
+$leader = held_pid($node, $hold);
 wait_for_waiters($leader, 2, $before);
 my %new = map { ($_ => 1) } @ready;
 my $nrenamed = grep { $new{$_} } renamed_files();
@@ -166,7 +145,7 @@ $before = archived_count();
 touch("$hold/hold");
 set_archive_directory($node, $archive);
 
-$leader = held_pid();
+$leader = held_pid($node, $hold);
 is($node->safe_psql('postgres', "SELECT backend_type FROM pg_stat_activity WHERE pid = $leader"),
 	'archiver', 'with max_workers = 0 the archiver leads the fsync');
 cmp_ok(scalar(grep { -f "$archive/$_" } @ready), '>=', 1,

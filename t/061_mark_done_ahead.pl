@@ -26,14 +26,6 @@ $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_walvault');
 wait_for_pool($node, 4);
 
-sub touch
-{
-	my ($path) = @_;
-	open(my $fh, '>', $path) or die "create $path: $!";
-	close $fh;
-	return;
-}
-
 # .ready or .done (or none) for each name, as one string
 sub states
 {

@@ -41,15 +41,6 @@ my $status = $node->data_dir . '/pg_wal/archive_status';
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_walvault');
 
-sub touch
-{
-	my ($path, $content) = @_;
-	open(my $fh, '>', $path) or die "create $path: $!";
-	print $fh $content if defined $content;
-	close $fh;
-	return;
-}
-
 # How many renames each fsync since the last call covered, in order.
 sub fsync_widths
 {
@@ -119,14 +110,7 @@ my $before = archived_count();
 touch("$hold/hold.4");
 set_archive_directory($node, $archive);
 
-$node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_ls_dir('$hold') f WHERE f LIKE 'held.%'")
-  or die 'no fsync of a batch was held';
-opendir(my $dh, $hold) or die "opendir $hold: $!";
-my ($held) = grep { /^held\.\d+$/ } readdir($dh);
-closedir $dh;
-my $leader = $held =~ s/^held\.//r;
-unlink "$hold/$held" or die "unlink $held: $!";
+my $leader = held_pid($node, $hold);
 
 my %in_backlog = map { ($_ => 1) } @ready;
 my @renamed = grep { $in_backlog{$_} } archive_files($archive);

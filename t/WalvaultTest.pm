@@ -18,7 +18,8 @@ use Test::More;
 
 our @EXPORT = qw(walvault_node make_segments snapshot_ready
   check_archived wait_all_archived ready_files archive_files
-  set_archive_directory wait_event_name archive_one_failure wait_for_pool);
+  set_archive_directory wait_event_name archive_one_failure wait_for_pool
+  touch held_pid);
 
 # walvault_node(name, hold => 1, preload => 0, archive_dir => path, conf => text,
 #               initdb => [options])
@@ -153,6 +154,32 @@ sub wait_for_pool
 		"SELECT count(*) = $n FROM pg_stat_walvault_workers WHERE role = 'archive worker' AND state = 'idle'"
 	) or die 'pool did not start';
 	return;
+}
+
+# Create path (holding content, if given): how tests arm and release holds.
+sub touch
+{
+	my ($path, $content) = @_;
+	open(my $fh, '>', $path) or die "create $path: $!";
+	print $fh $content if defined $content;
+	close $fh;
+	return;
+}
+
+# The pid of the leader of a group fsync held by the test hook of
+# target_directory.c (PG_WALVAULT_TEST_DIRSYNC_HOLD=hold), once it holds
+# it; its HOLD/held.PID is removed, so that the next hold can be seen.
+sub held_pid
+{
+	my ($node, $hold) = @_;
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_ls_dir('$hold') f WHERE f LIKE 'held.%'")
+	  or die 'no fsync of the archive directory was held';
+	opendir(my $dh, $hold) or die "opendir $hold: $!";
+	my ($held) = grep { /^held\.\d+$/ } readdir($dh);
+	closedir $dh;
+	unlink "$hold/$held" or die "unlink $held: $!";
+	return $held =~ s/^held\.//r;
 }
 
 sub wait_all_archived
