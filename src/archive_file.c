@@ -38,6 +38,7 @@ static MemoryContext afile_context = NULL;
 static TimestampTz afile_ready_since(const char *file);
 static void afile_target_error(int elevel, int nset);
 static ErrorData *afile_recover(MemoryContext context, bool log);
+static MemoryContext afile_get_context(void);
 
 /*
  * Is file a name the server gives to an archive module?  Only those are
@@ -67,11 +68,7 @@ walvault_archive_file_guarded(const char *file, const char *path,
 	const WalvaultTarget *target;
 	int			nset;
 
-	if (afile_context == NULL)
-		afile_context = AllocSetContextCreate(TopMemoryContext,
-											  "pg_walvault file",
-											  ALLOCSET_DEFAULT_SIZES);
-	oldcontext = MemoryContextSwitchTo(afile_context);
+	oldcontext = MemoryContextSwitchTo(afile_get_context());
 
 	walvault_slot_set_state(slot, WALVAULT_SLOT_BUSY, file);
 	ready_since = afile_ready_since(file);
@@ -131,11 +128,7 @@ walvault_archive_stage(WalvaultFileName *files, int nfiles,
 		return;
 	}
 
-	if (afile_context == NULL)
-		afile_context = AllocSetContextCreate(TopMemoryContext,
-											  "pg_walvault file",
-											  ALLOCSET_DEFAULT_SIZES);
-	oldcontext = MemoryContextSwitchTo(afile_context);
+	oldcontext = MemoryContextSwitchTo(afile_get_context());
 	walvault_slot_set_state(slot, WALVAULT_SLOT_BUSY, files[0]);
 
 	PG_TRY();
@@ -196,6 +189,20 @@ walvault_trap_error(WalvaultSlot *slot, const char *file,
 	walvault_count_failure(slot, file, edata->message);
 	FreeErrorData(edata);
 	RESUME_INTERRUPTS();
+}
+
+/*
+ * The context archiving works in, reset after each file or batch; made on
+ * first use.
+ */
+static MemoryContext
+afile_get_context(void)
+{
+	if (afile_context == NULL)
+		afile_context = AllocSetContextCreate(TopMemoryContext,
+											  "pg_walvault file",
+											  ALLOCSET_DEFAULT_SIZES);
+	return afile_context;
 }
 
 /*
